@@ -1,0 +1,124 @@
+"""Save and load models: safetensors weights plus a JSON description. Never unpickles.
+
+A model file `X.safetensors` is described by `X.json` beside it: the architecture's
+registry name and arguments (enough to rebuild it), the class names and its metrics.
+A run directory holds `model.safetensors` and `model.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fmnist import FmnistError
+from fmnist.data import CLASSES
+from fmnist.models import ModelError, create_model, model_args
+
+FORMAT = "fmnist-model/1"
+
+
+class CheckpointError(FmnistError):
+    pass
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename over `path`: readers see the old file or the new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, obj) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+    atomic_write(path, write)
+
+
+def resolve(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, description) for a run directory, a .safetensors file or its .json."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.safetensors"
+    elif p.suffix == ".json":
+        p = p.with_suffix(".safetensors")
+    elif p.suffix != ".safetensors":
+        raise CheckpointError(
+            f"{path}: not a model; give a run directory or a .safetensors file "
+            "(with its .json beside it)"
+        )
+    desc = p.with_suffix(".json")
+    for f in (p, desc):
+        if not f.is_file():
+            raise CheckpointError(f"{f}: no such file; give a run directory or a model file")
+    return p, desc
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, metrics: dict | None = None) -> Path:
+    """Write `path` (a .safetensors file) and its .json description, each atomically."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / "model.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    write_json(
+        path.with_suffix(".json"),
+        {
+            "format": FORMAT,
+            "model": model.model_name,
+            "args": model_args(model),
+            "classes": list(CLASSES),
+            "input": "float32 (N, 1, 28, 28), pixels in [0, 1], dark background",
+            "metrics": metrics or {},
+        },
+    )
+    return path
+
+
+def read_description(path: str | os.PathLike) -> dict:
+    _, desc = resolve(path)
+    try:
+        info = json.loads(desc.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{desc}: not a readable model description ({e})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or "model" not in info:
+        raise CheckpointError(f"{desc}: not an fmnist model description (format {FORMAT})")
+    return info
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the architecture from the description and load the weights (eval mode)."""
+    weights, desc = resolve(path)
+    info = read_description(path)
+    try:
+        model = create_model(info["model"], **info.get("args", {}))
+    except (ModelError, TypeError) as e:
+        raise CheckpointError(f"{desc}: {e}") from None
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: not a valid safetensors file ({e})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError(
+            f"{weights}: weights do not fit model {info['model']!r} ({' '.join(first[:2])})"
+        ) from None
+    return model.to(device).eval()

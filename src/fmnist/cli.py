@@ -1,0 +1,152 @@
+"""The `fmnist` command: parse flags, call one stage, print. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fmnist import FmnistError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def cmd_data(args) -> int:
+    from fmnist import data
+
+    ds = data.load(args.data_dir, download=args.download)
+    print(f"Fashion-MNIST from {ds.origin}: {ds.directory}")
+    for name, digest in ds.sha256.items():
+        print(f"  {name:<26} sha256 {digest}  verified")
+    train, test = data.class_counts(ds.train_labels), data.class_counts(ds.test_labels)
+    print(f"\n  {'class':<14}{'train':>8}{'test':>8}")
+    for i, name in enumerate(data.CLASSES):
+        print(f"  {i} {name:<12}{train[i]:>8}{test[i]:>8}")
+    print(f"  {'total':<14}{train.sum():>8}{test.sum():>8}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from fmnist.models import count_parameters, create_model, list_models, summary
+
+    for name in list_models():
+        model = create_model(name)
+        if args.summary:
+            print(summary(model))
+        else:
+            trainable, stats = count_parameters(model)
+            print(f"{name:<16} {trainable:>10,} trainable parameters  {stats:>6,} statistics")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from fmnist.train import make_config, train
+
+    cfg = make_config(
+        args.recipe,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        patience=args.patience,
+        train_limit=args.train_limit,
+    )
+    result = train(cfg, out=args.out, data_dir=args.data_dir, download=args.download)
+    m = result.metrics
+    print(
+        f"\ntest accuracy {m['test_accuracy']:.2%}  test loss {m['test_loss']:.4f}  "
+        f"best epoch {m['best_epoch']}/{m['epochs']}  training {m['train_s']:.1f}s"
+    )
+    print(f"run directory: {result.run_dir}")
+    print(f"model: {result.run_dir / 'model.safetensors'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fmnist import data
+    from fmnist.checkpoint import load_model
+    from fmnist.evaluate import evaluate_logits, format_report, infer
+
+    model = load_model(args.model)
+    ds = data.load(args.data_dir, download=args.download)
+    result = evaluate_logits(infer(model, ds.test_images, tta=args.tta), ds.test_labels)
+    result["tta"] = args.tta
+    result["model"] = str(args.model)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="fmnist", description="Train, inspect, serve and export CNNs for Fashion-MNIST.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+
+    def data_flags(sp):
+        sp.add_argument(
+            "--data-dir",
+            help="folder with the four IDX files (default: $FMNIST_DATA_DIR, the user cache, "
+            "then /usr/share/datasets/fashion-mnist)",
+        )
+        sp.add_argument(
+            "--no-download",
+            dest="download",
+            action="store_false",
+            help="never download; fail if no local copy is found",
+        )
+
+    sp = sub.add_parser("data", help="where the data came from, checksums, class counts")
+    data_flags(sp)
+    sp.add_argument("--download", action="store_true", help="download if no copy is found (default)")
+    sp.set_defaults(func=cmd_data)
+
+    sp = sub.add_parser("models", help="list the registered models")
+    sp.add_argument("--summary", action="store_true", help="print each model's layer table")
+    sp.set_defaults(func=cmd_models)
+
+    sp = sub.add_parser("train", help="train a model and write a run directory")
+    sp.add_argument("--model", help="registry name (default: seed_cnn)")
+    sp.add_argument("--recipe", default="seed", help="preset of settings (default: seed)")
+    sp.add_argument("--epochs", type=int, help="maximum epochs (default: 30)")
+    sp.add_argument("--batch-size", type=int, help="images per step (default: 128)")
+    sp.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
+    sp.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: 5)")
+    sp.add_argument("--seed", type=int, help="random seed (default: 0)")
+    sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
+    sp.add_argument("--train-limit", type=int, help="train on the first N images only (default: all)")
+    sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
+    data_flags(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("evaluate", help="test-set accuracy, per-class report, confusion matrix")
+    sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")
+    sp.add_argument("--tta", action="store_true", help="average with the mirrored image")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    data_flags(sp)
+    sp.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FmnistError as e:
+        sys.stderr.write(f"fmnist {args.command}: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"fmnist {args.command}: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
