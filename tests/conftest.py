@@ -1,0 +1,22 @@
+"""Shared fixtures: the real dataset (installed by `make test`) and one small trained run."""
+
+from __future__ import annotations
+
+import pytest
+
+from fmnist import data
+from fmnist.train import make_config, train
+
+
+@pytest.fixture(scope="session")
+def dataset() -> data.FashionMNIST:
+    """The verified real dataset; never downloads during tests."""
+    return data.load(download=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(dataset, tmp_path_factory):
+    """A real seed-CNN run on 6,000 training images for 2 epochs (a few seconds on 2 cores)."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = make_config("seed", epochs=2, train_limit=6000, seed=0)
+    return train(cfg, out=out, dataset=dataset, log=lambda *a: None)
