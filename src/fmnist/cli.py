@@ -88,7 +88,9 @@ def cmd_evaluate(args) -> int:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="fmnist", description="Train, inspect, serve and export CNNs for Fashion-MNIST.")
+    p = Parser(
+        prog="fmnist", description="Train, inspect, serve and export CNNs for Fashion-MNIST."
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
     def data_flags(sp):
@@ -106,7 +108,9 @@ def build_parser() -> Parser:
 
     sp = sub.add_parser("data", help="where the data came from, checksums, class counts")
     data_flags(sp)
-    sp.add_argument("--download", action="store_true", help="download if no copy is found (default)")
+    sp.add_argument(
+        "--download", action="store_true", help="download if no copy is found (default)"
+    )
     sp.set_defaults(func=cmd_data)
 
     sp = sub.add_parser("models", help="list the registered models")
@@ -122,7 +126,9 @@ def build_parser() -> Parser:
     sp.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: 5)")
     sp.add_argument("--seed", type=int, help="random seed (default: 0)")
     sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
-    sp.add_argument("--train-limit", type=int, help="train on the first N images only (default: all)")
+    sp.add_argument(
+        "--train-limit", type=int, help="train on the first N images only (default: all)"
+    )
     sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
     data_flags(sp)
     sp.set_defaults(func=cmd_train)

@@ -129,7 +129,9 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip ({e}); delete it and fetch it again")
+        raise DataError(
+            f"{path}: corrupt or truncated gzip ({e}); delete it and fetch it again"
+        ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
@@ -208,7 +210,9 @@ def _load_dir(directory: Path, origin: str, checksums: dict) -> FashionMNIST:
     for split in ("train", "t10k"):
         images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
         if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-            raise DataError(f"{directory}: {split} images are {images.shape}, not (N, 28, 28) uint8")
+            raise DataError(
+                f"{directory}: {split} images are {images.shape}, not (N, 28, 28) uint8"
+            )
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(
                 f"{directory}: {len(images)} {split} images but {len(labels)} labels; "

@@ -111,6 +111,6 @@ def format_report(result: dict) -> str:
     lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
     short = [c.split("/")[0][:7] for c in CLASSES]
     lines.append(f"{'':>{width}}" + "".join(f"{s:>8}" for s in short))
-    for name, row in zip(CLASSES, result["confusion_matrix"]):
+    for name, row in zip(CLASSES, result["confusion_matrix"], strict=True):
         lines.append(f"{name:>{width}}" + "".join(f"{v:>8}" for v in row))
     return "\n".join(lines)

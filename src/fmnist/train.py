@@ -73,7 +73,9 @@ def make_config(recipe: str = "seed", **overrides) -> TrainConfig:
     cfg = TrainConfig(**settings)
     for name in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+            raise ConfigError(
+                f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}"
+            )
     if cfg.lr <= 0:
         raise ConfigError(f"learning rate must be positive, got {cfg.lr}")
     if not 0.0 < cfg.val_fraction < 1.0:
@@ -152,7 +154,16 @@ def environment() -> dict:
     }
 
 
-HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_s", "images_per_s"]
+HISTORY_FIELDS = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "epoch_s",
+    "images_per_s",
+]
 
 
 def write_history(path: Path, history: list[dict]) -> None:

@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make train` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of PyTorch; override for another build, e.g. make TORCH=torch==2.13.0+cu128
+TORCH ?= torch==2.13.0
+
+.PHONY: train test lint data clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+# The dataset: a verified local copy, else the Debian/Ubuntu package, else a download.
+data: $(VENV)/.base
+	@$(PY) -m fmnist data --no-download >/dev/null 2>&1 || sh scripts/install-data.sh
+	$(PY) -m fmnist data
+
+train: $(VENV)/.base data
+	$(PY) train_model.py
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(VENV)/.test data lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
