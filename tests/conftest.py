@@ -16,7 +16,10 @@ def dataset() -> data.FashionMNIST:
 
 @pytest.fixture(scope="session")
 def tiny_run(dataset, tmp_path_factory):
-    """A real seed-CNN run on 6,000 training images for 2 epochs (a few seconds on 2 cores)."""
+    """A real seed-CNN run on 6,000 training images for 2 epochs (a few seconds on 2 cores).
+
+    Batches of 32 give BatchNorm's slow running averages (Keras momentum 0.99) enough steps.
+    """
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    cfg = make_config("seed", epochs=2, train_limit=6000, seed=0)
+    cfg = make_config("seed", epochs=2, train_limit=6000, batch_size=32, seed=0)
     return train(cfg, out=out, dataset=dataset, log=lambda *a: None)

@@ -53,6 +53,10 @@ def write_json(path: Path, obj) -> None:
 def resolve(path: str | os.PathLike) -> tuple[Path, Path]:
     """(weights, description) for a run directory, a .safetensors file or its .json."""
     p = Path(path)
+    if not p.exists():
+        raise CheckpointError(
+            f"{path}: no such file or directory; give a run directory or a model file"
+        )
     if p.is_dir():
         p = p / "model.safetensors"
     elif p.suffix == ".json":

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -162,15 +162,19 @@ def has_files(directory: Path) -> bool:
 
 
 def candidates(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """The places looked at, in order, as (origin, directory)."""
-    places = []
+    """The places looked at, in order, as (origin, directory).
+
+    A folder named by --data-dir or $FMNIST_DATA_DIR is the only place looked at:
+    a user who names a folder never silently gets data from somewhere else.
+    """
     if data_dir is not None:
-        places.append(("--data-dir", Path(data_dir)))
+        return [("--data-dir", Path(data_dir))]
     if os.environ.get("FMNIST_DATA_DIR"):
-        places.append(("$FMNIST_DATA_DIR", Path(os.environ["FMNIST_DATA_DIR"])))
-    places.append(("user cache", cache_dir()))
-    places.append(("system package dataset-fashion-mnist", SYSTEM_DIR))
-    return places
+        return [("$FMNIST_DATA_DIR", Path(os.environ["FMNIST_DATA_DIR"]))]
+    return [
+        ("user cache", cache_dir()),
+        ("system package dataset-fashion-mnist", SYSTEM_DIR),
+    ]
 
 
 def verify_bytes(raw: bytes, name: str, path: Path, checksums: dict = FILES) -> str:
@@ -231,15 +235,18 @@ def load(
     checksums: dict = FILES,
 ) -> FashionMNIST:
     """Find, verify and parse Fashion-MNIST; download it into the cache as a last resort."""
-    for origin, directory in candidates(data_dir):
+    places = candidates(data_dir)
+    for origin, directory in places:
         if has_files(directory):
             return _load_dir(directory, origin, checksums)
-    if data_dir is not None and Path(data_dir).exists() and not download:
-        raise DataError(f"{data_dir}: the four Fashion-MNIST IDX files are not there; {HOW_TO_GET}")
     if not download:
-        looked = ", ".join(str(d) for _, d in candidates(data_dir))
+        if data_dir is not None or len(places) == 1:
+            d = places[0][1]
+            missing = [n for n in FILES if not find_file(d, n)]
+            raise DataError(f"{d}: missing {', '.join(missing)}; {HOW_TO_GET}")
+        looked = ", ".join(str(d) for _, d in places)
         raise DataError(f"Fashion-MNIST not found (looked in {looked}); {HOW_TO_GET}")
-    target = Path(data_dir) if data_dir is not None else cache_dir()
+    target = places[0][1]  # the named folder, else the user cache
     fetch(target, mirrors, checksums)
     return _load_dir(target, f"downloaded into {target}", checksums)
 
@@ -253,7 +260,8 @@ def _download_one(url: str, name: str, target: Path, checksums: dict, timeout: f
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out, 1 << 20)
+            while chunk := resp.read1(1 << 16):
+                out.write(chunk)
         raw = read_bytes(Path(tmp), limit=checksums[name][0])
         parse_idx(raw, url)
         verify_bytes(raw, name, Path(url), checksums)
@@ -294,7 +302,7 @@ def fetch(
             try:
                 _download_one(url, name, target, checksums, timeout)
                 break
-            except (urllib.error.URLError, OSError, ValueError) as e:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
                 errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
             except DataError as e:
                 errors.append(str(e))

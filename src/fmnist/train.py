@@ -206,6 +206,23 @@ class Progress:
             sys.stderr.flush()
 
 
+def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # AdamW with weight_decay 0 is Adam; Keras's epsilon is 1e-7.
+    return torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+    )
+
+
+def train_step(model, optimizer, images, labels, cfg):
+    """One optimizer step on a uint8 batch; returns the (detached) loss and logits."""
+    logits = model(to_input(images))
+    loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits
+
+
 def train_epoch(model, optimizer, images, labels, cfg, generator, progress=None):
     """One pass in a seeded random order; returns mean loss and accuracy over the pass."""
     model.train()
@@ -216,13 +233,9 @@ def train_epoch(model, optimizer, images, labels, cfg, generator, progress=None)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     for step in range(steps):
         idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        x, y = to_input(images[idx]), labels[idx]
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.detach() * len(idx)
+        y = labels[idx]
+        loss, logits = train_step(model, optimizer, images[idx], y, cfg)
+        total_loss += loss * len(idx)
         correct += (logits.detach().argmax(1) == y).sum()
         if progress is not None:
             progress.update(min((step + 1) * cfg.batch_size, n))
@@ -262,9 +275,7 @@ def train(
     y_val = dataset.train_labels[val_idx]
 
     model = create_model(cfg.model).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
-    )
+    optimizer = build_optimizer(model, cfg)
     trainable, stats = count_parameters(model)
     log(summary(model))
     log("config: " + json.dumps(dataclasses.asdict(cfg)))

@@ -1,0 +1,126 @@
+"""The command line as a user meets it: real processes, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .idx import synthetic_set, write_set
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fmnist(*args, env=None, cwd=None):
+    full_env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=300,
+    )
+
+
+def assert_user_error(res, *fragments):
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_data_reports_source_checksums_and_counts():
+    res = fmnist("data", "--no-download")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("verified") == 4
+    assert "Ankle boot" in res.stdout and "60000" in res.stdout and "10000" in res.stdout
+
+
+def test_evaluate_json(tiny_run):
+    res = fmnist("evaluate", tiny_run.run_dir, "--json", "--no-download")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["test_accuracy"] == pytest.approx(tiny_run.metrics["test_accuracy"])
+    assert len(out["confusion_matrix"]) == 10
+
+
+def test_evaluate_text_and_model_file(tiny_run):
+    res = fmnist("evaluate", tiny_run.run_dir / "model.safetensors", "--no-download")
+    assert res.returncode == 0, res.stderr
+    assert "precision" in res.stdout and "confusion matrix" in res.stdout
+
+
+def test_bad_flag():
+    assert_user_error(fmnist("train", "--epochs", "many"), "--epochs", "invalid int")
+
+
+def test_unknown_command():
+    assert_user_error(fmnist("fly"), "invalid choice")
+
+
+def test_unknown_model():
+    assert_user_error(fmnist("train", "--model", "nope", "--no-download"), "seed_cnn")
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_user_error(fmnist("train", "--out", blocker / "run"), str(blocker / "run"))
+
+
+def test_missing_data(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    res = fmnist("data", "--data-dir", tmp_path / "nothing", "--no-download", env=env)
+    assert_user_error(res, "dataset-fashion-mnist")
+
+
+def test_corrupt_data(tmp_path):
+    d = write_set(tmp_path / "d", synthetic_set())
+    assert_user_error(fmnist("data", "--data-dir", d), "checksum mismatch", "delete")
+    blob = (d / "train-images-idx3-ubyte.gz").read_bytes()
+    (d / "train-images-idx3-ubyte.gz").write_bytes(blob[:1000])
+    assert_user_error(fmnist("data", "--data-dir", d), "truncated gzip")
+
+
+def test_evaluate_a_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a model")
+    (tmp_path / "x.json").write_text("{}")
+    assert_user_error(fmnist("evaluate", bad), "x.json")
+    assert_user_error(fmnist("evaluate", tmp_path / "missing"), "no such file")
+
+
+def test_model_architecture_script():
+    res = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "model_architecture.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Total params: 107,598" in res.stdout
+
+
+def test_train_model_script_smoke(tmp_path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "train_model.py"),
+            "--epochs",
+            "1",
+            "--out",
+            tmp_path / "run",
+            "--model-path",
+            tmp_path / "m.safetensors",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    info = json.loads((tmp_path / "m.json").read_text())
+    assert info["metrics"]["epochs"] == 1 and info["metrics"]["test_accuracy"] > 0.5

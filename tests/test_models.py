@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fmnist.models import ModelError, count_parameters, create_model, list_models, summary
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_builds_and_runs(name):
+    model = create_model(name)
+    assert model.model_name == name
+    out = model(torch.rand(3, 1, 28, 28))
+    assert out.shape == (3, 10) and torch.isfinite(out).all()
+    assert f'Model: "{name}"' in summary(model)
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ModelError) as e:
+        create_model("resnet9000")
+    assert "seed_cnn" in str(e.value)
+
+
+def test_unknown_argument_is_refused():
+    with pytest.raises(ModelError, match="no argument width"):
+        create_model("seed_cnn", width=3)
+
+
+def test_seed_cnn_parameter_count_matches_keras():
+    trainable, stats = count_parameters(create_model("seed_cnn"))
+    # Keras's model.summary() of the tutorial: 107,598 total, of which 44 non-trainable.
+    assert (trainable, stats) == (107_554, 44)
+    text = summary(create_model("seed_cnn"))
+    assert "Total params: 107,598" in text and "Trainable params: 107,554" in text
+
+
+def test_seed_cnn_layers_follow_the_tutorial():
+    m = create_model("seed_cnn")
+    kinds = [type(x).__name__ for x in m.modules() if not list(x.children())]
+    assert kinds == [
+        "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2d",
+        "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2d",
+        "Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
+    ]  # fmt: skip
+    convs = [x for x in m.modules() if isinstance(x, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (1, 6, (5, 5), (2, 2)),
+        (6, 16, (5, 5), (2, 2)),
+    ]
+    for bn in (x for x in m.modules() if isinstance(x, nn.BatchNorm2d)):
+        assert bn.eps == 1e-3 and math.isclose(bn.momentum, 0.01)
+    drops = [x.p for x in m.modules() if isinstance(x, nn.Dropout)]
+    assert drops == [0.2, 0.2]
+
+
+def test_keras_initialisation():
+    torch.manual_seed(0)
+    m = create_model("seed_cnn")
+    for layer in m.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            w = layer.weight
+            receptive = w[0, 0].numel() if w.dim() == 4 else 1
+            fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+            limit = math.sqrt(6 / (fan_in + fan_out))  # Glorot uniform
+            assert w.abs().max() <= limit
+            assert w.abs().max() > 0.9 * limit  # spread over the whole range, not a narrower init
+            assert abs(w.std().item() - limit / math.sqrt(3)) < 0.2 * limit
+            assert torch.count_nonzero(layer.bias) == 0
