@@ -8,9 +8,11 @@ evaluated once, at the end.
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
@@ -42,7 +44,12 @@ class TrainConfig:
     weight_decay: float = 0.0  # decoupled (AdamW) weight decay
     label_smoothing: float = 0.0  # cross-entropy target smoothing
     val_fraction: float = 0.2  # stratified share of the 60,000 training images held out
-    patience: int = 5  # epochs without a lower validation loss before stopping; 0 = never stop
+    schedule: str = "constant"  # learning rate per step: constant | onecycle | cosine
+    warmup: float = 0.0  # share of all steps spent warming up (onecycle, cosine)
+    augment: str = "none"  # batch augmentation: none | flip | crop_flip | crop_flip_erase
+    ema: float = 0.0  # decay per step of a moving average of the weights; 0 = off
+    select: str = "val_loss"  # which epoch's weights to keep: val_loss | val_acc | last
+    patience: int = 5  # epochs without a better validation figure before stopping; 0 = never
     seed: int = 0  # weights, split and batch order
     device: str = "auto"  # cpu | cuda | auto
     train_limit: int = 0  # use only the first N images of the training split; 0 = all (smoke runs)
@@ -80,6 +87,18 @@ def make_config(recipe: str = "seed", **overrides) -> TrainConfig:
         raise ConfigError(f"learning rate must be positive, got {cfg.lr}")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ConfigError(f"validation fraction must be in (0, 1), got {cfg.val_fraction}")
+    choices = {
+        "schedule": ("constant", "onecycle", "cosine"),
+        "augment": data.AUGMENTATIONS,
+        "select": ("val_loss", "val_acc", "last"),
+    }
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
+            )
+    if not 0.0 <= cfg.ema < 1.0 or not 0.0 <= cfg.warmup < 1.0:
+        raise ConfigError("ema and warmup must be in [0, 1)")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be cpu, cuda or auto, got {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -223,7 +242,53 @@ def train_step(model, optimizer, images, labels, cfg):
     return loss.detach(), logits
 
 
-def train_epoch(model, optimizer, images, labels, cfg, generator, progress=None):
+def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """A per-step learning-rate schedule, or None for a constant rate."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=cfg.lr,
+            total_steps=total,
+            pct_start=cfg.warmup or 0.25,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+        )
+    if cfg.schedule == "cosine":
+        warm = int(cfg.warmup * total)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return None
+
+
+class EMA:
+    """An exponential moving average of the weights (BatchNorm statistics copied as they are)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.steps = decay, 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        # a short memory at first, so early weights do not linger (as TensorFlow's EMA does)
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - decay)
+        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
+
+
+def train_epoch(
+    model, optimizer, images, labels, cfg, generator, aug_generator,
+    scheduler=None, ema=None, progress=None,
+):  # fmt: skip
     """One pass in a seeded random order; returns mean loss and accuracy over the pass."""
     model.train()
     n = len(images)
@@ -233,10 +298,15 @@ def train_epoch(model, optimizer, images, labels, cfg, generator, progress=None)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     for step in range(steps):
         idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        x = data.augment(images[idx], cfg.augment, aug_generator)
         y = labels[idx]
-        loss, logits = train_step(model, optimizer, images[idx], y, cfg)
+        loss, logits = train_step(model, optimizer, x, y, cfg)
+        if scheduler is not None:
+            scheduler.step()
+        if ema is not None:
+            ema.update(model)
         total_loss += loss * len(idx)
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += (logits.argmax(1) == y).sum()
         if progress is not None:
             progress.update(min((step + 1) * cfg.batch_size, n))
     return float(total_loss) / n, int(correct) / n
@@ -276,6 +346,10 @@ def train(
 
     model = create_model(cfg.model).to(device)
     optimizer = build_optimizer(model, cfg)
+    steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    ema = EMA(model, cfg.ema) if cfg.ema else None
+    aug_generator = torch.Generator(device).manual_seed(cfg.seed + 1)
     trainable, stats = count_parameters(model)
     log(summary(model))
     log("config: " + json.dumps(dataclasses.asdict(cfg)))
@@ -299,20 +373,23 @@ def train(
     write_json(run_dir / "config.json", config_record)
 
     history: list[dict] = []
-    best = {"val_loss": float("inf"), "epoch": 0, "state": None}
+    best = {"score": None, "epoch": 0, "state": None}
     train_s = 0.0
     stopped_early = False
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
         progress = Progress(len(x_train), f"epoch {epoch:>2}/{cfg.epochs}")
         train_loss, train_acc = train_epoch(
-            model, optimizer, x_train, y_train, cfg, generator, progress
-        )
+            model, optimizer, x_train, y_train, cfg, generator, aug_generator,
+            scheduler, ema, progress,
+        )  # fmt: skip
         progress.close()
         if device.type == "cuda":
             torch.cuda.synchronize()
         fit_s = time.perf_counter() - t0
-        val = evaluate_logits(infer(model, x_val, cfg.eval_batch_size), y_val)
+        judged = ema.model if ema is not None else model
+        val = evaluate_logits(infer(judged, x_val, cfg.eval_batch_size), y_val)
         epoch_s = time.perf_counter() - t0
         train_s += epoch_s
         row = {
@@ -321,19 +398,23 @@ def train(
             "train_acc": round(train_acc, 6),
             "val_loss": round(val["test_loss"], 6),
             "val_acc": round(val["test_accuracy"], 6),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": lr,
             "epoch_s": round(epoch_s, 3),
             "images_per_s": round(len(x_train) / fit_s, 1),
         }
         history.append(row)
         write_history(run_dir / "history.csv", history)
-        improved = val["test_loss"] < best["val_loss"]
+        score = {"val_loss": -val["test_loss"], "val_acc": val["test_accuracy"], "last": epoch}[
+            cfg.select
+        ]
+        improved = best["score"] is None or score > best["score"]
         if improved:
             best = {
+                "score": score,
                 "val_loss": val["test_loss"],
                 "val_acc": val["test_accuracy"],
                 "epoch": epoch,
-                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "state": {k: v.detach().clone() for k, v in judged.state_dict().items()},
             }
         log(
             f"epoch {epoch:>2}/{cfg.epochs}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
@@ -344,7 +425,7 @@ def train(
             raise FmnistError(f"training diverged at epoch {epoch} (loss {train_loss}); lower --lr")
         if cfg.patience and epoch - best["epoch"] >= cfg.patience:
             stopped_early = epoch < cfg.epochs
-            log(f"early stop: no lower validation loss for {cfg.patience} epochs")
+            log(f"early stop: no better {cfg.select} for {cfg.patience} epochs")
             break
 
     model.load_state_dict(best["state"])
