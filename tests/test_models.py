@@ -67,3 +67,19 @@ def test_keras_initialisation():
             assert w.abs().max() > 0.9 * limit  # spread over the whole range, not a narrower init
             assert abs(w.std().item() - limit / math.sqrt(3)) < 0.2 * limit
             assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_stronger_models_have_the_documented_sizes():
+    assert 250_000 < count_parameters(create_model("wide_cnn"))[0] < 400_000
+    # He et al.'s ResNet-20 for CIFAR-10 has about 0.27M parameters
+    assert 260_000 < count_parameters(create_model("resnet20"))[0] < 280_000
+    with pytest.raises(ModelError, match="6n"):
+        create_model("resnet20", depth=21)
+
+
+def test_resnet_blocks_start_as_identity():
+    torch.manual_seed(0)
+    m = create_model("resnet20").eval()
+    block = m.features[2]
+    x = torch.rand(2, 16, 28, 28)
+    assert torch.allclose(block(x), torch.relu(x))

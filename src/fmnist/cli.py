@@ -87,6 +87,27 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from datetime import date
+    from pathlib import Path
+
+    from fmnist import bench, data
+    from fmnist.checkpoint import write_json
+
+    ds = data.load(args.data_dir, download=args.download)
+    result = bench.run(ds, args.device, repeats=args.repeats, epochs=args.epochs, log=print)
+    out = Path(args.json or f"benchmarks/results/{date.today()}-{result['device']}.json")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, result)
+    except OSError as e:
+        raise FmnistError(f"{out}: cannot write the results ({e.strerror or e})") from None
+    print()
+    print(bench.format_table(result))
+    print(f"\nresults: {out}")
+    return 0
+
+
 def build_parser() -> Parser:
     p = Parser(
         prog="fmnist", description="Train, inspect, serve and export CNNs for Fashion-MNIST."
@@ -139,6 +160,20 @@ def build_parser() -> Parser:
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     data_flags(sp)
     sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("bench", help="speed side by side with a plain PyTorch loop")
+    sp.add_argument("--repeats", type=int, default=3, help="timed repeats (default: 3)")
+    sp.add_argument(
+        "--epochs", type=int, default=15, help="epochs for time-to-accuracy (default: 15)"
+    )
+    sp.add_argument(
+        "--device", choices=["cpu", "cuda", "auto"], default="auto", help="(default: auto)"
+    )
+    sp.add_argument(
+        "--json", help="where to write the results (default: benchmarks/results/DATE-DEVICE.json)"
+    )
+    data_flags(sp)
+    sp.set_defaults(func=cmd_bench)
     return p
 
 

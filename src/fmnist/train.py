@@ -328,7 +328,9 @@ def train(
     data_dir: str | None = None,
     download: bool = True,
     log=print,
+    on_epoch=None,
 ) -> RunResult:
+    """Train one model; `on_epoch(epoch, model, train_s)` is called untimed after each epoch."""
     run_dir = prepare_run_dir(out, cfg)
     if dataset is None:
         dataset = data.load(data_dir, download=download)
@@ -404,6 +406,8 @@ def train(
         }
         history.append(row)
         write_history(run_dir / "history.csv", history)
+        if on_epoch is not None:
+            on_epoch(epoch, judged, train_s)
         score = {"val_loss": -val["test_loss"], "val_acc": val["test_accuracy"], "last": epoch}[
             cfg.select
         ]

@@ -1,0 +1,49 @@
+import numpy as np
+import torch
+
+from fmnist import data
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_crop_is_a_shift_with_zero_fill():
+    x = torch.randint(1, 256, (64, 28, 28), dtype=torch.uint8, generator=gen(1))
+    out = data.random_crop(x, 2, gen(2))
+    padded = np.pad(x.numpy(), ((0, 0), (2, 2), (2, 2)))
+    for i in range(64):  # each output is one of the 25 windows of the padded image
+        windows = [padded[i, dy : dy + 28, dx : dx + 28] for dy in range(5) for dx in range(5)]
+        assert any(np.array_equal(out[i].numpy(), w) for w in windows)
+    shifted = [not torch.equal(out[i], x[i]) for i in range(64)]
+    assert sum(shifted) > 48  # 24 of 25 windows move the image
+
+
+def test_flip_mirrors_about_half():
+    x = torch.randint(0, 256, (1000, 28, 28), dtype=torch.uint8, generator=gen(1))
+    out = data.random_flip(x, gen(3))
+    flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True)])
+    same = torch.tensor([torch.equal(o, i) for o, i in zip(out, x, strict=True)])
+    assert (flipped | same).all()
+    assert 400 < int(flipped.sum()) < 600
+
+
+def test_erase_touches_one_rectangle_in_about_half():
+    x = torch.zeros(1000, 28, 28, dtype=torch.uint8)
+    out = data.random_erase(x, gen(4), p=0.5)
+    changed = (out != 0).flatten(1).any(1)
+    assert 400 < int(changed.sum()) < 600
+    for img in out[changed][:50]:
+        ys, xs = torch.nonzero(img, as_tuple=True)
+        box = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        area = box.numel()
+        assert area <= 0.25 * 784 * 1.15  # the largest area asked for, after rounding
+        assert (box != 0).float().mean() > 0.9  # a filled rectangle (noise may hit 0 rarely)
+
+
+def test_augment_is_seeded_and_keeps_dtype():
+    x = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8, generator=gen(1))
+    a = data.augment(x, "crop_flip_erase", gen(5))
+    b = data.augment(x, "crop_flip_erase", gen(5))
+    assert a.dtype == torch.uint8 and a.shape == x.shape and torch.equal(a, b)
+    assert torch.equal(data.augment(x, "none", gen(5)), x)
