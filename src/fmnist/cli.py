@@ -33,15 +33,17 @@ def cmd_data(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from fmnist.models import count_parameters, create_model, list_models, summary
+    from fmnist.models import count_parameters, create_model, flops, list_models, summary
 
+    if not args.summary:
+        print(f"{'model':<12}{'parameters':>12}{'statistics':>12}{'MFLOP/image':>14}")
     for name in list_models():
         model = create_model(name)
         if args.summary:
-            print(summary(model))
+            print(summary(model) + "\n")
         else:
             trainable, stats = count_parameters(model)
-            print(f"{name:<16} {trainable:>10,} trainable parameters  {stats:>6,} statistics")
+            print(f"{name:<12}{trainable:>12,}{stats:>12,}{flops(model) / 1e6:>14,.2f}")
     return 0
 
 

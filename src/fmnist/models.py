@@ -248,6 +248,33 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, stats
 
 
+def flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> int:
+    """Floating-point operations of one forward pass per image (2 per multiply-add)."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = (
+                module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            )
+            total += 2 * output[0].numel() * per_output
+        elif isinstance(module, nn.Linear):
+            total += 2 * module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(input_shape, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total
+
+
 def summary(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> str:
     """A Keras-like table of the leaf layers: type, output shape, parameters."""
     rows: list[tuple[str, str, int]] = []
@@ -284,5 +311,6 @@ def summary(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> 
     out.append(f"Total params: {trainable + stats:,}")
     out.append(f"Trainable params: {trainable:,}")
     out.append(f"Non-trainable params: {stats:,}")
+    out.append(f"Forward pass: {flops(model, (1, *input_shape[1:])) / 1e6:,.2f} MFLOP per image")
     out.append(line)
     return "\n".join(out)
