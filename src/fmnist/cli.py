@@ -67,6 +67,11 @@ def cmd_train(args) -> int:
     )
     print(f"run directory: {result.run_dir}")
     print(f"model: {result.run_dir / 'model.safetensors'}")
+    if args.report:
+        from fmnist.report import write_report
+
+        page = write_report(result.run_dir, data_dir=args.data_dir, download=args.download)
+        print(f"report: {page}")
     return 0
 
 
@@ -84,6 +89,17 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(format_report(result))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from fmnist.report import write_report
+
+    page = write_report(
+        args.run_dir, data_dir=args.data_dir, download=args.download, tsne_points=args.tsne_points
+    )
+    print(f"figures: {page.parent / 'plots'}")
+    print(f"report: {page}")
     return 0
 
 
@@ -124,6 +140,9 @@ def build_parser() -> Parser:
     sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
     sp.add_argument("--train-limit", type=int, help="train on the first N images only (default: all)")
     sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
+    sp.add_argument(
+        "--no-report", dest="report", action="store_false", help="skip report.html at the end"
+    )
     data_flags(sp)
     sp.set_defaults(func=cmd_train)
 
@@ -133,6 +152,17 @@ def build_parser() -> Parser:
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     data_flags(sp)
     sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("report", help="write RUN_DIR/report.html and RUN_DIR/plots/*.png")
+    sp.add_argument("run_dir", metavar="RUN_DIR", help="a run directory `fmnist train` wrote")
+    sp.add_argument(
+        "--tsne-points",
+        type=int,
+        default=2000,
+        help="test images in the t-SNE feature map (default: 2000)",
+    )
+    data_flags(sp)
+    sp.set_defaults(func=cmd_report)
     return p
 
 
