@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; override for another build, e.g. make TORCH=torch==2.13.0+cu128
 TORCH ?= torch==2.13.0
 
-.PHONY: train test lint data clean
+.PHONY: train test lint data browser clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.test: $(VENV)/.base
 
 # The dataset: a verified local copy, else the Debian/Ubuntu package, else a download.
 data: $(VENV)/.base
-	@$(PY) -m fmnist data --no-download >/dev/null 2>&1 || sh scripts/install-data.sh
+	@$(PY) -m fmnist data --no-download >/dev/null 2>&1 || sh scripts/apt-install.sh dataset-fashion-mnist
 	$(PY) -m fmnist data
 
 train: $(VENV)/.base data
@@ -29,7 +29,11 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(VENV)/.test data lint
+# Headless Chromium for the browser tests of the report and the web page.
+browser:
+	@test -x /usr/bin/chromium || sh scripts/apt-install.sh chromium
+
+test: $(VENV)/.test data lint browser
 	$(PY) -m pytest
 
 clean:

@@ -19,6 +19,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from fmnist import FmnistError  # noqa: E402
 from fmnist.checkpoint import save_model  # noqa: E402
+from fmnist.report import write_report  # noqa: E402
 from fmnist.train import make_config, train  # noqa: E402
 
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--data-dir", help="folder with the four IDX files (default: search)")
     p.add_argument("--out", help="run directory (default: runs/seed_cnn-seed-s<seed>-<time>)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
     p.add_argument(
         "--model-path",
         default=str(ROOT / "models" / "fashion_mnist_model.safetensors"),
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         headline = {k: v for k, v in m.items() if k not in ("per_class", "confusion_matrix")}
         headline["run"] = result.run_dir.name
         saved = save_model(result.model, args.model_path, metrics=headline)
+        page = write_report(result.run_dir, data_dir=args.data_dir) if args.report else None
     except FmnistError as e:
         print(f"train_model.py: error: {e}", file=sys.stderr)
         return 2
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training time {m['train_s']:.1f} s on {m['device']}")
     print(f"run directory {result.run_dir}")
     print(f"model         {saved} (+ {saved.with_suffix('.json').name})")
+    if page is not None:
+        print(f"report        {page}")
     return 0
 
 

@@ -116,6 +116,7 @@ def test_train_model_script_smoke(tmp_path):
             tmp_path / "run",
             "--model-path",
             tmp_path / "m.safetensors",
+            "--no-report",
         ],
         capture_output=True,
         text=True,

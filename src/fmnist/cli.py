@@ -69,6 +69,11 @@ def cmd_train(args) -> int:
     )
     print(f"run directory: {result.run_dir}")
     print(f"model: {result.run_dir / 'model.safetensors'}")
+    if args.report:
+        from fmnist.report import write_report
+
+        page = write_report(result.run_dir, data_dir=args.data_dir, download=args.download)
+        print(f"report: {page}")
     return 0
 
 
@@ -107,6 +112,17 @@ def cmd_bench(args) -> int:
     print()
     print(bench.format_table(result))
     print(f"\nresults: {out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from fmnist.report import write_report
+
+    page = write_report(
+        args.run_dir, data_dir=args.data_dir, download=args.download, tsne_points=args.tsne_points
+    )
+    print(f"figures: {page.parent / 'plots'}")
+    print(f"report: {page}")
     return 0
 
 
@@ -153,6 +169,9 @@ def build_parser() -> Parser:
         "--train-limit", type=int, help="train on the first N images only (default: all)"
     )
     sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
+    sp.add_argument(
+        "--no-report", dest="report", action="store_false", help="skip report.html at the end"
+    )
     data_flags(sp)
     sp.set_defaults(func=cmd_train)
 
@@ -176,6 +195,17 @@ def build_parser() -> Parser:
     )
     data_flags(sp)
     sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("report", help="write RUN_DIR/report.html and RUN_DIR/plots/*.png")
+    sp.add_argument("run_dir", metavar="RUN_DIR", help="a run directory `fmnist train` wrote")
+    sp.add_argument(
+        "--tsne-points",
+        type=int,
+        default=2000,
+        help="test images in the t-SNE feature map (default: 2000)",
+    )
+    data_flags(sp)
+    sp.set_defaults(func=cmd_report)
     return p
 
 

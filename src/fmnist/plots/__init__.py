@@ -1,0 +1,53 @@
+"""Every figure, drawn from arrays and run records only.
+
+Each function takes NumPy arrays (or the records a run directory holds) and returns a
+matplotlib `Figure`. Figures are built with `matplotlib.figure.Figure` rather than pyplot,
+so there is no global figure state and no backend to select: `to_png` renders with Agg,
+and a notebook shows the returned figure as it is.
+"""
+
+from __future__ import annotations
+
+from fmnist.plots.common import save, to_png
+from fmnist.plots.dataset import (
+    class_distribution,
+    mean_images,
+    pixel_histograms,
+    preprocessing,
+    random_shift_flip,
+    sample_grid,
+)
+from fmnist.plots.results import (
+    calibration,
+    classification_report,
+    confused_pairs,
+    confusion_matrix,
+    feature_map,
+    misclassified,
+    most_confused,
+    per_class_metrics,
+    reliability_diagram,
+)
+from fmnist.plots.training import learning_rate, training_curves
+
+__all__ = [
+    "calibration",
+    "class_distribution",
+    "classification_report",
+    "confused_pairs",
+    "confusion_matrix",
+    "feature_map",
+    "learning_rate",
+    "mean_images",
+    "misclassified",
+    "most_confused",
+    "per_class_metrics",
+    "pixel_histograms",
+    "preprocessing",
+    "random_shift_flip",
+    "reliability_diagram",
+    "sample_grid",
+    "save",
+    "to_png",
+    "training_curves",
+]

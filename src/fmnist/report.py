@@ -1,0 +1,341 @@
+"""One self-contained HTML page per run: the data, the training and the mistakes.
+
+`write_report(run_dir)` reloads the saved model and the data, computes the test logits
+once (with the penultimate features caught on the way by a forward hook), draws every
+figure of `fmnist.plots`, writes them as PNGs into RUN_DIR/plots/ and embeds them as
+data URIs in RUN_DIR/report.html, which needs no network and no other file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmnist import FmnistError, data, plots
+from fmnist.checkpoint import atomic_write, load_model
+from fmnist.evaluate import evaluate_logits, infer
+from fmnist.report_html import render
+
+RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.safetensors", "model.json")
+
+
+class ReportError(FmnistError):
+    pass
+
+
+# ----------------------------------------------------------------------------
+# Read the run
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What a run directory records: settings, data checksums, history and metrics."""
+
+    directory: Path
+    config: dict  # config.json: {"config", "data", "environment", "started"}
+    history: list[dict]  # history.csv rows
+    metrics: dict  # metrics.json
+    model_info: dict = field(default_factory=dict)  # model.json
+
+
+def read_run(run_dir: str | os.PathLike) -> Run:
+    """Read a run directory, refusing anything that is not one in a single line."""
+    d = Path(run_dir)
+    if not d.exists():
+        raise ReportError(f"{d}: no such run directory; give the folder `fmnist train` wrote")
+    if not d.is_dir():
+        raise ReportError(f"{d}: not a directory; give the run directory `fmnist train` wrote")
+    missing = [f for f in RUN_FILES if not (d / f).is_file()]
+    if missing:
+        raise ReportError(
+            f"{d}: not a finished run directory ({', '.join(missing)} missing); "
+            "give the folder a completed `fmnist train` wrote"
+        )
+    try:
+        config = json.loads((d / "config.json").read_text())
+        metrics = json.loads((d / "metrics.json").read_text())
+        model_info = json.loads((d / "model.json").read_text())
+        with open(d / "history.csv", newline="") as f:
+            history = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+        raise ReportError(f"{d}: unreadable run record ({e})") from None
+    if not isinstance(config, dict) or "config" not in config or not history:
+        raise ReportError(f"{d}: config.json or history.csv is incomplete; train the run again")
+    return Run(d, config, history, metrics, model_info)
+
+
+# ----------------------------------------------------------------------------
+# Logits, features, embedding
+# ----------------------------------------------------------------------------
+
+
+def last_linear(model: nn.Module) -> nn.Linear:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ReportError(f"model {getattr(model, 'model_name', model)!r} has no Linear layer")
+    return linears[-1]
+
+
+def logits_and_features(
+    model: nn.Module, images: np.ndarray, batch_size: int = 1000
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Test logits from one `infer` pass, and the input of the last Linear layer (the
+    penultimate features) caught by a forward pre-hook during that same pass."""
+    caught: list[torch.Tensor] = []
+    hook = last_linear(model).register_forward_pre_hook(
+        lambda _m, inputs: caught.append(inputs[0].detach().float().cpu())
+    )
+    try:
+        logits = infer(model, images, batch_size)
+    finally:
+        hook.remove()
+    return logits, torch.cat(caught).numpy()
+
+
+def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """PCA to at most 50 dimensions, then t-SNE to 2, as in Zalando's own picture of the
+    dataset; PCA first removes noise and makes t-SNE's neighbour search cheap."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    n, dim = features.shape
+    reduced = PCA(n_components=min(50, dim, n), random_state=seed).fit_transform(features)
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    # One thread: after PyTorch has run in this process, t-SNE's OpenMP threads fight its
+    # idle ones; on 2 cores 2,000 points took 62 s with all threads and 8 s with one.
+    with threadpool_limits(1):
+        return tsne.fit_transform(reduced)
+
+
+def random_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """A seeded random subset of n indices (all of them when n >= len(labels))."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(len(labels), size=n, replace=False))
+
+
+# ----------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    key: str  # file name stem in plots/
+    section: str  # "data" | "training" | "results"
+    title: str
+    caption: str
+    png: bytes
+
+
+def run_splits(run: Run, ds: data.FashionMNIST) -> tuple[np.ndarray, np.ndarray]:
+    """The run's own training and validation indices, rebuilt from its settings."""
+    cfg = run.config["config"]
+    train_idx, val_idx = data.stratified_split(
+        ds.train_labels, cfg.get("val_fraction", 0.2), cfg.get("seed", 0)
+    )
+    if cfg.get("train_limit"):
+        train_idx = train_idx[: cfg["train_limit"]]
+    return train_idx, val_idx
+
+
+def data_figures(ds: data.FashionMNIST, train_idx, val_idx, seed: int = 0):
+    """(key, title, caption, Figure) for the data figures; also what data_visualization.py
+    draws."""
+    x, y = ds.train_images[train_idx], ds.train_labels[train_idx]
+    first = np.array(
+        [np.flatnonzero(y == c)[0] for c in range(len(data.CLASSES)) if (y == c).any()]
+    )
+    splits = {"train": y, "validation": ds.train_labels[val_idx], "test": ds.test_labels}
+    yield (
+        "sample_images",
+        "Samples of every class",
+        "Ten random training images of each class, as 28x28 grayscale pixels.",
+        plots.sample_grid(x, y, seed=seed),
+    )
+    yield (
+        "class_distribution",
+        "Class distribution",
+        "Images per class in the training, validation and test splits: the classes are "
+        "balanced, and the validation split is stratified.",
+        plots.class_distribution(splits),
+    )
+    yield (
+        "preprocessing",
+        "Preprocessing",
+        "The first training image of each class: raw bytes, scaled to [0, 1] as the network "
+        "receives them, and after a random mirror and a shift of up to 2 pixels.",
+        plots.preprocessing(x[first], y[first], plots.random_shift_flip(x[first], seed=seed)),
+    )
+    yield (
+        "mean_images",
+        "Mean image per class",
+        "The average of all training images of each class.",
+        plots.mean_images(x, y),
+    )
+    yield (
+        "pixel_histograms",
+        "Pixel intensities",
+        "The share of pixels at each intensity, per class (log scale), against all classes.",
+        plots.pixel_histograms(x, y),
+    )
+
+
+def build_figures(
+    run: Run, ds: data.FashionMNIST, logits: torch.Tensor, features, tsne_points, seed: int = 0
+) -> list[Figure]:
+    figures: list[Figure] = []
+
+    def add(section, key, title, caption, fig):
+        figures.append(Figure(key, section, title, caption, plots.to_png(fig)))
+
+    train_idx, val_idx = run_splits(run, ds)
+    for item in data_figures(ds, train_idx, val_idx, seed):
+        add("data", *item)
+
+    m = run.metrics
+    add(
+        "training",
+        "training_curves",
+        "Loss and accuracy",
+        f"Train against validation per epoch. The weights kept are those of epoch "
+        f"{m.get('best_epoch')}, the lowest validation loss"
+        + (
+            f"; training stopped early after {m.get('epochs')} epochs."
+            if m.get("stopped_early")
+            else "."
+        ),
+        plots.training_curves(run.history, m.get("best_epoch"), bool(m.get("stopped_early"))),
+    )
+    add(
+        "training",
+        "learning_rate",
+        "Learning rate",
+        "The optimizer's learning rate per epoch.",
+        plots.learning_rate(run.history),
+    )
+
+    y_true = ds.test_labels
+    probs = torch.softmax(logits, 1).numpy()
+    y_pred, confidence = probs.argmax(1), probs.max(1)
+    result = evaluate_logits(logits, y_true)
+    cm = result["confusion_matrix"]
+    add(
+        "results",
+        "confusion_matrix",
+        "Confusion matrix",
+        "Rows are true classes, columns predictions. Right: each row divided by the class size, "
+        "so the diagonal is each class's recall.",
+        plots.confusion_matrix(cm),
+    )
+    add(
+        "results",
+        "per_class_metrics",
+        "Precision, recall and F1",
+        "Precision: of the images predicted as the class, the share that are. Recall: of the "
+        "class's images, the share found. F1: their harmonic mean.",
+        plots.per_class_metrics(result["per_class"]),
+    )
+    add(
+        "results",
+        "classification_report",
+        "Classification report",
+        "The same numbers as a table, in the layout of scikit-learn's classification_report.",
+        plots.classification_report(
+            result["per_class"],
+            result["macro_avg"],
+            result["weighted_avg"],
+            result["test_accuracy"],
+        ),
+    )
+    add(
+        "results",
+        "confused_pairs",
+        "Most confused pairs",
+        "The class pairs the model mixes up most, with test images it got wrong.",
+        plots.confused_pairs(ds.test_images, y_true, y_pred, cm),
+    )
+    add(
+        "results",
+        "misclassified",
+        "Misclassified test images",
+        "Wrong predictions with the highest confidence: some are label noise, some the "
+        "model's blind spots.",
+        plots.misclassified(ds.test_images, y_true, y_pred, confidence),
+    )
+    add(
+        "results",
+        "reliability",
+        "Calibration",
+        "Accuracy against confidence in 15 bins. The expected calibration error (ECE) is the "
+        "mean gap, weighted by the share of predictions in each bin.",
+        plots.reliability_diagram(confidence, y_pred == y_true),
+    )
+    pick = random_subset(y_true, tsne_points, seed)
+    add(
+        "results",
+        "feature_map",
+        "Feature map",
+        f"The input of the last Linear layer for {len(pick):,} test images, reduced by PCA "
+        "then t-SNE to two dimensions; colors are the true classes.",
+        plots.feature_map(embed(features[pick], seed), y_true[pick]),
+    )
+    return figures
+
+
+# ----------------------------------------------------------------------------
+# Write
+# ----------------------------------------------------------------------------
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    dataset: data.FashionMNIST | None = None,
+    data_dir: str | None = None,
+    download: bool = True,
+    tsne_points: int = 2000,
+    seed: int = 0,
+) -> Path:
+    """Write RUN_DIR/plots/*.png and RUN_DIR/report.html; return the page's path."""
+    if tsne_points < 10:
+        raise ReportError(f"--tsne-points must be at least 10, got {tsne_points}")
+    run = read_run(run_dir)
+    model = load_model(run.directory)
+    ds = dataset if dataset is not None else data.load(data_dir, download=download)
+    logits, features = logits_and_features(model, ds.test_images)
+    figures = build_figures(run, ds, logits, features, tsne_points, seed)
+    result = evaluate_logits(logits, ds.test_labels)
+    probs = torch.softmax(logits, 1).numpy()
+    result["ece"] = plots.calibration(probs.max(1), probs.argmax(1) == ds.test_labels)["ece"]
+
+    plots_dir = run.directory / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    for f in figures:
+        write_shared(plots_dir / f"{f.key}.png", f.png)
+    out = run.directory / "report.html"
+    write_shared(out, render(run, ds, result, figures).encode("utf-8"))
+    return out
+
+
+def write_shared(path: Path, content: bytes) -> None:
+    """Atomically, and readable as the umask allows (a temporary file starts owner-only),
+    since a report is made to be opened by people and web servers."""
+    umask = os.umask(0)
+    os.umask(umask)
+
+    def write(tmp):
+        Path(tmp).write_bytes(content)
+        os.chmod(tmp, 0o666 & ~umask)
+
+    atomic_write(path, write)
