@@ -21,6 +21,8 @@ from fmnist.evaluate import evaluate_logits, infer
 from fmnist.report import last_linear, logits_and_features, read_run
 from fmnist.report_html import fmt, render
 
+from . import chromium
+
 FIGURES = [
     "sample_images", "class_distribution", "preprocessing", "mean_images", "pixel_histograms",
     "training_curves", "learning_rate",
@@ -164,8 +166,6 @@ def test_report_files_are_readable_by_others(cli_run):
 # ----------------------------------------------------------------------------
 # The page in a real browser
 # ----------------------------------------------------------------------------
-
-chromium = pytest.importorskip("chromium")  # tests/chromium.py
 
 
 @pytest.fixture(scope="module")

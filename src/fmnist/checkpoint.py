@@ -23,6 +23,10 @@ from fmnist.models import ModelError, create_model, model_args
 
 FORMAT = "fmnist-model/1"
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 class CheckpointError(FmnistError):
     pass
@@ -35,6 +39,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a saved file gets the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -150,6 +150,12 @@ def run_splits(run: Run, ds: data.FashionMNIST) -> tuple[np.ndarray, np.ndarray]
     return train_idx, val_idx
 
 
+def augmented(images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The training-time batch augmentation applied to a few images, for the figure."""
+    g = torch.Generator().manual_seed(seed)
+    return data.augment(torch.from_numpy(images), "crop_flip_erase", g).numpy()
+
+
 def data_figures(ds: data.FashionMNIST, train_idx, val_idx, seed: int = 0):
     """(key, title, caption, Figure) for the data figures; also what data_visualization.py
     draws."""
@@ -175,8 +181,9 @@ def data_figures(ds: data.FashionMNIST, train_idx, val_idx, seed: int = 0):
         "preprocessing",
         "Preprocessing",
         "The first training image of each class: raw bytes, scaled to [0, 1] as the network "
-        "receives them, and after a random mirror and a shift of up to 2 pixels.",
-        plots.preprocessing(x[first], y[first], plots.random_shift_flip(x[first], seed=seed)),
+        "receives them, and after the `crop_flip_erase` batch augmentation (a shift of up to "
+        "2 pixels, a random mirror, random erasing).",
+        plots.preprocessing(x[first], y[first], augmented(x[first], seed)),
     )
     yield (
         "mean_images",

@@ -339,8 +339,9 @@ def train(
     generator = torch.Generator().manual_seed(cfg.seed)
 
     train_idx, val_idx = data.stratified_split(dataset.train_labels, cfg.val_fraction, cfg.seed)
-    if cfg.train_limit:
-        train_idx = train_idx[: cfg.train_limit]
+    if cfg.train_limit:  # a seeded random subset, so every class keeps its share
+        pick = np.random.default_rng(cfg.seed).permutation(len(train_idx))[: cfg.train_limit]
+        train_idx = np.sort(train_idx[pick])
     x_train = torch.from_numpy(dataset.train_images[train_idx]).to(device)
     y_train = torch.from_numpy(dataset.train_labels[train_idx]).to(device)
     x_val = dataset.train_images[val_idx]

@@ -14,7 +14,6 @@ from fmnist.plots.dataset import (
     mean_images,
     pixel_histograms,
     preprocessing,
-    random_shift_flip,
     sample_grid,
 )
 from fmnist.plots.results import (
@@ -44,7 +43,6 @@ __all__ = [
     "per_class_metrics",
     "pixel_histograms",
     "preprocessing",
-    "random_shift_flip",
     "reliability_diagram",
     "sample_grid",
     "save",

@@ -50,24 +50,6 @@ def class_distribution(splits: dict[str, np.ndarray]) -> Figure:
     return fig
 
 
-def random_shift_flip(images: np.ndarray, max_shift: int = 2, seed: int = 0) -> np.ndarray:
-    """Each image mirrored left-right with probability 1/2 and shifted by up to `max_shift`
-    pixels in each direction, the gaps filled with background. Light augmentation that keeps
-    a garment a garment: Fashion-MNIST items are centred, and a mirrored shoe is still a shoe.
-    """
-    rng = np.random.default_rng(seed)
-    out = np.zeros_like(images)
-    h, w = images.shape[1:]
-    for i, img in enumerate(images):
-        if rng.random() < 0.5:
-            img = img[:, ::-1]
-        dy, dx = rng.integers(-max_shift, max_shift + 1, size=2)
-        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-        out[i][yd, xd] = img[ys, xs]
-    return out
-
-
 def preprocessing(images: np.ndarray, labels, augmented: np.ndarray) -> Figure:
     """The same images raw (uint8 0-255), normalized as the network receives them (float
     0-1), and augmented; each row has its own color bar, so the value ranges show."""
