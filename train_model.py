@@ -1,17 +1,21 @@
 """Train the tutorial's CNN with its settings and save it, as `python train_model.py` did.
 
-The run directory (config, history, metrics, model) goes under runs/; the model is also
-saved as models/fashion_mnist_model.safetensors with its description and metrics beside
-it in models/fashion_mnist_model.json. Same as `fmnist train --recipe seed`, plus that copy.
+The run directory (config, history, metrics, model, report) goes under runs/; the model
+is also saved as models/fashion_mnist_model.safetensors with its description and metrics
+in models/fashion_mnist_model.json, and the tutorial's three figures are copied into
+plots/. Same as `fmnist train --recipe seed`, plus those copies.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+DEFAULT_MODEL = ROOT / "models" / "fashion_mnist_model.safetensors"
+TUTORIAL_FIGURES = ("sample_images.png", "training_curves.png", "confusion_matrix.png")
 try:
     import fmnist  # noqa: F401
 except ImportError:  # run from a checkout without `pip install -e .`
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
     p.add_argument(
         "--model-path",
-        default=str(ROOT / "models" / "fashion_mnist_model.safetensors"),
+        default=str(DEFAULT_MODEL),
         help="where to save the model (default: models/fashion_mnist_model.safetensors)",
     )
     args = p.parse_args(argv)
@@ -43,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         headline = {k: v for k, v in m.items() if k not in ("per_class", "confusion_matrix")}
         headline["run"] = result.run_dir.name
         saved = save_model(result.model, args.model_path, metrics=headline)
-        page = write_report(result.run_dir, data_dir=args.data_dir) if args.report else None
+        page = None
+        if args.report:
+            page = write_report(result.run_dir, data_dir=args.data_dir)
+            # the tutorial's three figures, kept beside the default model
+            if Path(args.model_path).resolve() == DEFAULT_MODEL:
+                (ROOT / "plots").mkdir(exist_ok=True)
+                for name in TUTORIAL_FIGURES:
+                    shutil.copyfile(result.run_dir / "plots" / name, ROOT / "plots" / name)
     except FmnistError as e:
         print(f"train_model.py: error: {e}", file=sys.stderr)
         return 2
