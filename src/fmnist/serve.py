@@ -1,0 +1,315 @@
+"""HTTP API and web page for a model: FastAPI, served by uvicorn.
+
+The model loads once, when the app is made. Every bad request (too large, empty,
+truncated, not an image, too many pixels, a missing field) answers 4xx with
+{"error": "..."}; file names sent by clients are only echoed back, never used as paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import socket
+import unicodedata
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from fmnist import FmnistError, __version__
+from fmnist.page import PAGE
+from fmnist.predict import (
+    FORMATS,
+    MAX_PIXELS,
+    ImageError,
+    ImageTooLarge,
+    Predictor,
+    UnsupportedImage,
+    read_image,
+)
+
+DEFAULT_MODEL = Path("models/fashion_mnist_model.safetensors")
+MAX_BYTES = 10 * 2**20  # whole request body; a 12-megapixel phone JPEG is 3 to 6 MB
+MAX_FILES = 32  # images in one batch request
+
+log = logging.getLogger("fmnist.serve")
+
+
+# ----------------------------------------------------------------------------
+# Schema
+# ----------------------------------------------------------------------------
+
+
+class ClassProbability(BaseModel):
+    label: str = Field(examples=["Sneaker"])
+    index: int = Field(examples=[7])
+    probability: float = Field(examples=[0.98])
+
+
+class Prediction(BaseModel):
+    predictions: list[ClassProbability] = Field(description="most probable first")
+    input: str | None = Field(
+        None, description="the 28x28 image the model saw, a PNG data URL (with include_input)"
+    )
+
+
+class BatchItem(BaseModel):
+    filename: str = Field(description="the name the client sent, shortened; never used as a path")
+    predictions: list[ClassProbability] = Field(description="most probable first")
+    input: str | None = Field(None, description="as in /predict")
+
+
+class Batch(BaseModel):
+    results: list[BatchItem]
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+    model: str = Field(examples=["seed_cnn"])
+    classes: list[str]
+    test_accuracy: float | None = None
+    version: str
+
+
+class Error(BaseModel):
+    error: str = Field(examples=["upload: not an image in an allowed format"])
+
+
+ERRORS = {
+    400: {"model": Error, "description": "empty, corrupt or truncated image"},
+    413: {"model": Error, "description": f"body over {MAX_BYTES:,} bytes or too many pixels"},
+    415: {"model": Error, "description": f"not an image in {', '.join(FORMATS)}"},
+    422: {"model": Error, "description": "missing or malformed field"},
+}
+
+
+# ----------------------------------------------------------------------------
+# Limits
+# ----------------------------------------------------------------------------
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class BodyLimit:
+    """ASGI middleware: read at most max_bytes of a request body, else answer 413.
+
+    A declared Content-Length over the limit is refused before reading anything; a chunked
+    body is counted as it arrives. The body is handed on in memory, so the multipart parser
+    never sees more than the limit.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = f"request body over the limit of {self.max_bytes:,} bytes"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                return await error_response(400, "bad Content-Length header")(scope, receive, send)
+            if int(length) > self.max_bytes:
+                return await error_response(413, too_large)(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await error_response(413, too_large)(scope, receive, send)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+def display_name(filename: str | None, default: str) -> str:
+    """A client's file name made safe to show: last path part, printable, at most 100 chars."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] not in "CZ" or c == " ")
+    return name.strip()[:100] or default
+
+
+def png_data_url(image: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(image, "L").save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# ----------------------------------------------------------------------------
+# App
+# ----------------------------------------------------------------------------
+
+
+def create_app(
+    model: str | os.PathLike | Predictor,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    max_files: int = MAX_FILES,
+) -> FastAPI:
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+    n_classes = len(predictor.classes)
+    app = FastAPI(
+        title="Fashion-MNIST classifier",
+        version=__version__,
+        description=(
+            "Classify photos of clothing and shoes into the ten Fashion-MNIST classes. "
+            "Photos are prepared the way the dataset was made: trimmed, resized to 28 pixels, "
+            "sharpened, centred, negated, 8-bit grayscale."
+        ),
+    )
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+
+    @app.exception_handler(ImageError)
+    async def image_error(_request: Request, e: ImageError):
+        status = (
+            413 if isinstance(e, ImageTooLarge) else 415 if isinstance(e, UnsupportedImage) else 400
+        )
+        return error_response(status, str(e))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, e: HTTPException):
+        return error_response(e.status_code, str(e.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, e: RequestValidationError):
+        problems, hint = [], ""
+        for err in e.errors():
+            loc = [str(x) for x in err.get("loc", ())]
+            problems.append(f"{'.'.join(loc)}: {err.get('msg', 'invalid')}")
+            if loc and loc[0] == "body":
+                hint = "; send images as multipart/form-data field 'file' (batch: 'files')"
+        return error_response(422, "; ".join(problems) + hint)
+
+    def classify(uploads: list[tuple[bytes, str]], top_k: int, include_input: bool) -> list[dict]:
+        images = np.stack([read_image(data, name, max_pixels) for data, name in uploads])
+        probs = predictor.probabilities(images)
+        out = []
+        for image, p in zip(images, probs, strict=True):
+            item = {"predictions": predictor.top(p, top_k)}
+            if include_input:
+                item["input"] = png_data_url(image)
+            out.append(item)
+        return out
+
+    top_k_query = Query(n_classes, ge=1, le=n_classes, description="classes to return")
+    include_query = Query(False, description="also return the 28x28 input as a PNG data URL")
+
+    @app.post(
+        "/predict",
+        response_model=Prediction,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+        summary="Classify one image",
+    )
+    def predict(
+        file: Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, GIF or BMP")],
+        top_k: int = top_k_query,
+        include_input: bool = include_query,
+    ):
+        name = display_name(file.filename, "upload")
+        return classify([(file.file.read(), name)], top_k, include_input)[0]
+
+    @app.post(
+        "/predict/batch",
+        response_model=Batch,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+        summary=f"Classify up to {max_files} images",
+    )
+    def predict_batch(
+        files: Annotated[list[UploadFile], File(description=f"1 to {max_files} images")],
+        top_k: int = top_k_query,
+        include_input: bool = include_query,
+    ):
+        if len(files) > max_files:
+            raise ImageTooLarge(f"{len(files)} files; send at most {max_files} per request")
+        names = [display_name(f.filename, f"file {i + 1}") for i, f in enumerate(files)]
+        uploads = [(f.file.read(), n) for f, n in zip(files, names, strict=True)]
+        results = classify(uploads, top_k, include_input)
+        return {"results": [{"filename": n, **r} for n, r in zip(names, results, strict=True)]}
+
+    @app.get("/health", response_model=Health, summary="The loaded model")
+    def health():
+        accuracy = predictor.metrics.get("test_accuracy")
+        return {
+            "status": "ok",
+            "model": predictor.name,
+            "classes": list(predictor.classes),
+            "test_accuracy": accuracy if isinstance(accuracy, (int, float)) else None,
+            "version": __version__,
+        }
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        return HTMLResponse(
+            PAGE,
+            headers={
+                "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken with a one-line error instead of uvicorn's exit status 1."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise FmnistError(f"--host {host}: cannot resolve ({e.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise FmnistError(
+                f"cannot listen on {host}:{port} ({e.strerror}); pick another --port"
+            ) from None
+
+
+def serve(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 8000):
+    import torch
+    import uvicorn
+
+    model = Path(model) if model else DEFAULT_MODEL
+    if model == DEFAULT_MODEL and not model.exists():
+        raise FmnistError(
+            f"{DEFAULT_MODEL}: no default model here; train one with `python train_model.py` "
+            "or pass --model RUN_DIR"
+        )
+    if not 0 < port < 65536:
+        raise FmnistError(f"--port {port}: give a port from 1 to 65535")
+    app = create_app(model)
+    check_port(host, port)
+    # One image is about a megaflop: thread hand-offs cost more than they save, and the
+    # server's worker threads already use every core.
+    torch.set_num_threads(1)
+    print(f"serving {model} at http://{host}:{port}/ (API schema at /docs; Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
