@@ -281,8 +281,8 @@ def predict_files(
     one unreadable file stops the run before any output."""
     if top_k < 1:
         raise ImageError(f"--top-k {top_k}: give a number of classes of at least 1")
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
     files = find_images(inputs)
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
     images = np.stack([read_image(f) for f in files])
     probs = predictor.probabilities(images)
     return [
