@@ -61,3 +61,14 @@ def synthetic_photo(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
     canvas[:] = background
     canvas[top : top + 28 * k, left : left + 28 * k] = item
     return Image.fromarray(np.clip(canvas.round(), 0, 255).astype(np.uint8))
+
+
+def quiet_import(module: str):
+    """Import a module that pulls in Starlette's test client without its note that it now
+    prefers httpx2 (the httpx it has works)."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        return importlib.import_module(module)

@@ -80,7 +80,9 @@ def open_image(
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"{name}: too many pixels (the limit is {max_pixels:,})") from None
     except OSError as e:
-        raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
+        if e.errno is not None:  # the file system's error, not the image's
+            raise ImageError(f"{name}: cannot read ({e.strerror})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
     try:
         w, h = img.size
         if w * h > max_pixels:

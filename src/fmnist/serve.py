@@ -5,8 +5,8 @@ truncated, not an image, too many pixels, a missing field) answers 4xx with
 {"error": "..."}; file names sent by clients are only echoed back, never used as paths.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the endpoint annotations,
+# which refer to values local to create_app.
 import base64
 import io
 import logging
