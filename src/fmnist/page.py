@@ -71,7 +71,7 @@ PAGE = """<!doctype html>
   #top-prob { color: var(--muted); margin-top: 4px; }
   #name { color: var(--muted); font-size: 13px; margin-top: 10px; overflow-wrap: anywhere; }
   #error { color: var(--error); font-weight: 550; margin-top: 10px; min-height: 1.4em; }
-  .bars { display: grid; grid-template-columns: 104px 1fr 52px; gap: 7px 10px;
+  .bars { display: grid; grid-template-columns: 104px 1fr 60px; gap: 7px 10px;
     align-items: center; font-size: 14px; }
   .bars .name { text-align: right; white-space: nowrap; }
   .track { height: 14px; background: #eef1f6; border-radius: 7px; overflow: hidden; }
@@ -97,7 +97,7 @@ PAGE = """<!doctype html>
       <span class="hint">PNG, JPEG, WebP, GIF or BMP</span>
     </label>
     <input id="file" type="file" accept="image/png,image/jpeg,image/webp,image/gif,image/bmp">
-    <div class="or">or draw an item: a filled shape, dark on white like a product photo</div>
+    <div class="or">or draw a filled item, dark on white</div>
     <canvas id="canvas" width="280" height="280"></canvas>
     <div class="row">
       <button id="clear" type="button">Clear</button>
