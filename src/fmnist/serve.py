@@ -308,8 +308,9 @@ def serve(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port:
         raise FmnistError(f"--port {port}: give a port from 1 to 65535")
     app = create_app(model)
     check_port(host, port)
-    # One image is about a megaflop: thread hand-offs cost more than they save, and the
-    # server's worker threads already use every core.
+    # One image is about a megaflop, too little to split across cores; requests run in
+    # parallel on the server's worker threads instead, and one torch thread each keeps them
+    # from oversubscribing the cores.
     torch.set_num_threads(1)
     print(f"serving {model} at http://{host}:{port}/ (API schema at /docs; Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
