@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -132,3 +133,12 @@ def test_keras_model_is_the_tutorials(keras):
         "Dense",
     ]
     assert model.count_params() == 107_554 + 44  # our trainable parameters + BN statistics
+
+
+def test_keras_missing_is_one_line(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "keras", None)  # as if Keras were not installed
+    out = tmp_path / "m.keras"
+    assert cli.main(["export", str(tiny_run.run_dir), "--format", "keras", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'fashion-mnist-cnn[keras]'" in err
+    assert not out.exists()
