@@ -133,3 +133,7 @@ def test_bad_file_shows_the_servers_error(page, tmp_path):
     path.write_bytes(b"this is not a picture")
     page.set_input_files("#file", str(path))
     expect(page.locator("#error")).to_contain_text("fake.png: not an image")
+    # The earlier prediction is cleared, not left looking like this file's.
+    expect(page.locator("#top-label")).to_have_text("\u2013")
+    expect(page.locator("#input-view")).to_be_hidden()
+    expect(page.locator("#bars .top")).to_have_count(0)

@@ -29,7 +29,6 @@ PAGE = """<!doctype html>
     display: grid; grid-template-columns: minmax(320px, 420px) minmax(360px, 1fr);
     gap: 20px; padding: 16px 32px 32px; max-width: 1100px;
   }
-  @media (max-width: 820px) { main { grid-template-columns: 1fr; padding: 12px; } }
   .card {
     background: var(--card); border: 1px solid var(--line); border-radius: 12px;
     padding: 18px 20px; box-shadow: 0 1px 2px rgba(16, 24, 40, .04);
@@ -82,6 +81,14 @@ PAGE = """<!doctype html>
   .pct { font-variant-numeric: tabular-nums; color: var(--muted); text-align: right; }
   footer { padding: 0 32px 24px; color: var(--muted); font-size: 13px; }
   a { color: var(--accent); }
+  @media (max-width: 820px) {
+    main { grid-template-columns: minmax(0, 1fr); padding: 12px; }
+    header { padding: 18px 14px 4px; }
+    footer { padding: 0 14px 20px; }
+    .seen { flex-wrap: wrap; gap: 12px; }
+    .frame img, .frame .empty { width: 120px; height: 120px; }
+    #verdict { flex-basis: 100%; padding-top: 0; }
+  }
 </style>
 </head>
 <body>
@@ -150,6 +157,7 @@ function buildBars(names) {
 
 function show(result, name) {
   $("error").textContent = "";
+  $("original").hidden = false; $("original-empty").hidden = true;
   const best = result.predictions[0];
   $("top-label").textContent = best.label;
   $("top-prob").textContent = (100 * best.probability).toFixed(1) + "% probability";
@@ -167,6 +175,20 @@ function show(result, name) {
   }
 }
 
+function showError(message) {
+  $("error").textContent = message;
+  $("top-label").textContent = "\u2013";
+  $("top-prob").textContent = "no prediction";
+  $("name").textContent = "";
+  $("input-view").hidden = true; $("input-empty").hidden = false;
+  $("original").hidden = true; $("original-empty").hidden = false;
+  rows.forEach((row) => {
+    row.fill.style.width = "0";
+    row.pct.textContent = "";
+    for (const el of [row.label, row.track, row.pct]) el.classList.remove("top");
+  });
+}
+
 async function classify(blob, name) {
   const form = new FormData();
   form.append("file", blob, name || "image");
@@ -175,11 +197,11 @@ async function classify(blob, name) {
     response = await fetch("predict?include_input=true", { method: "POST", body: form });
     body = await response.json();
   } catch (err) {
-    $("error").textContent = "The server did not answer: " + err;
+    showError("The server did not answer: " + err);
     return;
   }
   if (!response.ok) {
-    $("error").textContent = body.error || response.statusText;
+    showError(body.error || response.statusText);
     return;
   }
   show(body, name);
@@ -189,7 +211,6 @@ function showOriginal(blob) {
   const img = $("original");
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
-  img.hidden = false; $("original-empty").hidden = true;
 }
 
 function useFile(file) {
