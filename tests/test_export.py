@@ -66,6 +66,10 @@ def test_onnx_default_path_and_cli(tiny_run, capsys):
 
 def test_export_errors_are_one_line_and_leave_nothing(tiny_run, tmp_path, capsys, monkeypatch):
     run = str(tiny_run.run_dir)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "onnx", None)  # as if onnx were not installed
+        assert cli.main(["export", run, "--format", "onnx", "--out", str(tmp_path / "a.onnx")]) == 2
+        assert "pip install onnx" in capsys.readouterr().err
     assert cli.main(["export", run, "--format", "onnx", "--out", str(tmp_path / "m.txt")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
     assert cli.main(["export", run, "--format", "onnx", "--out", str(tmp_path / "no/m.onnx")]) == 2

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from use_helpers import usable_model
+from .use_helpers import usable_model
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "load_test.py"
 

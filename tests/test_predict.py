@@ -10,7 +10,6 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
-from use_helpers import encode, synthetic_photo, usable_model
 
 from fmnist import cli
 from fmnist.predict import (
@@ -23,6 +22,8 @@ from fmnist.predict import (
     prepare,
     read_image,
 )
+
+from .use_helpers import encode, synthetic_photo, usable_model
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ import socket
 import numpy as np
 import pytest
 from PIL import Image
-from use_helpers import encode, quiet_import, synthetic_photo, usable_model
 
 from fmnist import cli
 from fmnist.predict import Predictor, read_image
 from fmnist.serve import BodyLimit, create_app, display_name
+
+from .use_helpers import encode, quiet_import, synthetic_photo, usable_model
 
 TestClient = quiet_import("fastapi.testclient").TestClient
 
@@ -63,7 +64,8 @@ def probabilities(result: dict) -> np.ndarray:
 def test_health(client, predictor):
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["model"] == "seed_cnn"
-    assert body["classes"] == list(predictor.classes) and body["test_accuracy"] == 0.8
+    assert body["classes"] == list(predictor.classes)
+    assert body["test_accuracy"] == predictor.metrics["test_accuracy"] > 0.75
 
 
 def test_predict_matches_the_library(client, predictor, sample):

@@ -7,12 +7,13 @@ the schema has to exist when pytest collects the tests, before any fixture has r
 from __future__ import annotations
 
 import pytest
-from use_helpers import quiet_import
 
 from fmnist.data import CLASSES
 from fmnist.models import create_model
 from fmnist.predict import Predictor
 from fmnist.serve import create_app
+
+from .use_helpers import quiet_import
 
 pytest.importorskip("schemathesis", reason="the fuzz needs schemathesis")
 schemathesis = quiet_import("schemathesis")

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from fmnist.checkpoint import load_model, save_model
-from fmnist.evaluate import to_input
+from fmnist.evaluate import infer, to_input
 
 _cache: dict[str, Path] = {}
 
@@ -19,9 +19,9 @@ _cache: dict[str, Path] = {}
 def usable_model(tiny_run, dataset) -> Path:
     """tiny_run's weights with BatchNorm statistics recomputed over its 6,000 images.
 
-    Two epochs are too few for running statistics kept with Keras's momentum 0.99 to
-    settle, so tiny_run itself scores about 40% on the test set; with settled statistics the
-    same weights score about 80%, which makes label-keeping tests meaningful.
+    After two short epochs the running statistics, kept with Keras's momentum 0.99, still
+    lag the weights; recomputed, the same weights classify 83% of the test set instead of 71%
+    (measured), which makes the label-keeping tests less sensitive to a pixel's difference.
     """
     if "model" not in _cache:
         model = load_model(tiny_run.run_dir)
@@ -35,8 +35,11 @@ def usable_model(tiny_run, dataset) -> Path:
                 model.features(to_input(torch.as_tensor(dataset.train_images[i : i + 500])))
         for bn in bns:
             bn.momentum = 0.01
+        model.eval()
+        accuracy = infer(model, dataset.test_images).argmax(1).numpy() == dataset.test_labels
         out = Path(tempfile.mkdtemp(prefix="fmnist-usable-")) / "model.safetensors"
-        _cache["model"] = save_model(model.eval(), out, metrics={"test_accuracy": 0.8})
+        metrics = {"test_accuracy": float(accuracy.mean())}
+        _cache["model"] = save_model(model, out, metrics=metrics)
     return _cache["model"]
 
 

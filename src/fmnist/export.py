@@ -63,7 +63,10 @@ class WithProbabilities(nn.Module):
 
 
 def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    import onnx
+    try:
+        import onnx
+    except ImportError as e:
+        raise ExportError(f"ONNX export needs the onnx package: pip install onnx ({e})") from None
 
     out = check_out(out or default_stem(model_path).with_suffix(".onnx"), (".onnx",))
     info = read_description(model_path)
