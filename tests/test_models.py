@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from fmnist.models import ModelError, count_parameters, create_model, list_models, summary
+from fmnist.models import (
+    MaxPool2x2,
+    ModelError,
+    count_parameters,
+    create_model,
+    list_models,
+    summary,
+)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -39,8 +46,8 @@ def test_seed_cnn_layers_follow_the_tutorial():
     m = create_model("seed_cnn")
     kinds = [type(x).__name__ for x in m.modules() if not list(x.children())]
     assert kinds == [
-        "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2d",
-        "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2d",
+        "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2x2",
+        "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2x2",
         "Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
     ]  # fmt: skip
     convs = [x for x in m.modules() if isinstance(x, nn.Conv2d)]
@@ -83,3 +90,14 @@ def test_resnet_blocks_start_as_identity():
     block = m.features[2]
     x = torch.rand(2, 16, 28, 28)
     assert torch.allclose(block(x), torch.relu(x))
+
+
+def test_fast_pooling_equals_max_pool2d():
+    pool = MaxPool2x2()
+    x = torch.relu(torch.randn(8, 6, 28, 28))  # ReLU makes ties, as in the model
+    with torch.no_grad():
+        assert torch.equal(pool(x), nn.functional.max_pool2d(x, 2))
+    xr = x.clone().requires_grad_()
+    out = pool(xr)
+    assert torch.equal(out, nn.functional.max_pool2d(x, 2))
+    assert isinstance(pool, nn.MaxPool2d) and pool.kernel_size == 2 and pool.stride == 2

@@ -76,6 +76,29 @@ def keras_batchnorm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
 
 
+class MaxPool2x2(nn.MaxPool2d):
+    """nn.MaxPool2d(2, 2); where no gradient is needed on the CPU, the same values from four
+    strided views, about 5x faster than the CPU kernel on these small maps (inference).
+    Training keeps the kernel: its indices make the backward pass cheaper than any
+    rewrite we measured. Exports as MaxPool2d."""
+
+    def __init__(self):
+        super().__init__(2, 2)
+
+    def forward(self, x):
+        if (
+            x.device.type != "cpu"
+            or x.shape[-1] % 2
+            or x.shape[-2] % 2
+            or (torch.is_grad_enabled() and x.requires_grad)
+            or torch.onnx.is_in_onnx_export()
+            or torch.jit.is_tracing()
+        ):
+            return super().forward(x)
+        top = torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2])
+        return torch.maximum(top, torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
+
+
 @dataclass(frozen=True)
 class SeedCNNArgs:
     num_classes: int = 10  # outputs
@@ -96,11 +119,11 @@ class SeedCNN(nn.Module):
             nn.Conv2d(1, 6, 5, padding=2),
             nn.ReLU(),
             keras_batchnorm(6),
-            nn.MaxPool2d(2, 2),
+            MaxPool2x2(),
             nn.Conv2d(6, 16, 5, padding=2),
             nn.ReLU(),
             keras_batchnorm(16),
-            nn.MaxPool2d(2, 2),
+            MaxPool2x2(),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
