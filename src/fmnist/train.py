@@ -48,6 +48,7 @@ class TrainConfig:
     warmup: float = 0.0  # share of all steps spent warming up (onecycle, cosine)
     augment: str = "none"  # batch augmentation: none | flip | crop_flip | crop_flip_erase
     ema: float = 0.0  # decay per step of a moving average of the weights; 0 = off
+    bn_momentum: float = 0.0  # BatchNorm running-average update (PyTorch terms); 0 = the model's
     select: str = "val_loss"  # which epoch's weights to keep: val_loss | val_acc | last
     patience: int = 5  # epochs without a better validation figure before stopping; 0 = never
     seed: int = 0  # weights, split and batch order
@@ -60,6 +61,18 @@ RECIPES: dict[str, dict] = {
     # The tutorial: Adam 1e-3, batch 128, up to 30 epochs, early stopping on validation
     # loss with the best weights restored, 20% validation split.
     "seed": {},
+    # The seed CNN, trained for speed: a one-cycle schedule peaking at 8e-3, label smoothing,
+    # and BatchNorm averages that keep up with a two-epoch run (PyTorch's 0.1, not Keras's
+    # 0.01). Chosen on the validation split as the shortest schedule above 89.5% there.
+    "fast": {
+        "epochs": 2,
+        "lr": 8e-3,
+        "schedule": "onecycle",
+        "label_smoothing": 0.1,
+        "bn_momentum": 0.1,
+        "select": "last",
+        "patience": 0,
+    },
 }
 
 
@@ -353,6 +366,10 @@ def train(
     y_val = dataset.train_labels[val_idx]
 
     model = create_model(cfg.model).to(device)
+    if cfg.bn_momentum:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = cfg.bn_momentum
     optimizer = build_optimizer(model, cfg)
     steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
