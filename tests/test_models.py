@@ -101,3 +101,24 @@ def test_fast_pooling_equals_max_pool2d():
     out = pool(xr)
     assert torch.equal(out, nn.functional.max_pool2d(x, 2))
     assert isinstance(pool, nn.MaxPool2d) and pool.kernel_size == 2 and pool.stride == 2
+
+
+def test_blocked_inference_equals_one_batch():
+    torch.manual_seed(0)
+    m = create_model("seed_cnn").eval()
+    x = torch.rand(600, 1, 28, 28)
+    with torch.no_grad():
+        blocked = m(x)
+        m.cpu_block = 10_000
+        whole = m(x)
+    torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-5)
+    m.train()  # BatchNorm on batch statistics: never split
+    m.cpu_block = 256
+    torch.manual_seed(1)
+    with torch.no_grad():
+        a = m(x)
+    m.cpu_block = 10_000
+    torch.manual_seed(1)
+    with torch.no_grad():
+        b = m(x)
+    assert torch.equal(a, b)

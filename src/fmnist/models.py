@@ -137,7 +137,19 @@ class SeedCNN(nn.Module):
         )
         keras_init_(self)
 
+    # Inference on a CPU in blocks of this many images: the first layer's output then stays
+    # in cache (measured: about 100,000 images/s in blocks of 256, 45,000 in one block of 1000).
+    cpu_block = 256
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            len(x) > self.cpu_block
+            and x.device.type == "cpu"
+            and not self.training  # BatchNorm in training uses the statistics of the batch
+            and not (torch.is_grad_enabled() and x.requires_grad)
+            and not (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing())
+        ):
+            return torch.cat([self.classifier(self.features(b)) for b in x.split(self.cpu_block)])
         return self.classifier(self.features(x))
 
 
