@@ -92,6 +92,7 @@ def throughput(ds, device, repeats: int = 3, n: int = 48000, batch_size: int = 1
     """Training images/s at the seed recipe's batch size: reference and ours, alternating."""
     train_idx, _ = data.stratified_split(ds.train_labels, 0.2, seed=0)
     train_idx = train_idx[:n]
+    n = len(train_idx)
     images, labels = ds.train_images[train_idx], ds.train_labels[train_idx]
     x_ref, y_ref = reference_data(images, labels, device)
     x_ours = torch.from_numpy(images).to(device)
