@@ -9,6 +9,7 @@ plots/. Same as `fmnist train --recipe seed`, plus those copies.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         m = result.metrics
         headline = {k: v for k, v in m.items() if k not in ("per_class", "confusion_matrix")}
         headline["run"] = result.run_dir.name
-        saved = save_model(result.model, args.model_path, metrics=headline)
+        record = json.loads((result.run_dir / "config.json").read_text())
+        saved = save_model(result.model, args.model_path, metrics=headline, record=record)
         page = None
         if args.report:
             page = write_report(result.run_dir, data_dir=args.data_dir)

@@ -78,8 +78,16 @@ def resolve(path: str | os.PathLike) -> tuple[Path, Path]:
     return p, desc
 
 
-def save_model(model: nn.Module, path: str | os.PathLike, metrics: dict | None = None) -> Path:
-    """Write `path` (a .safetensors file) and its .json description, each atomically."""
+def save_model(
+    model: nn.Module,
+    path: str | os.PathLike,
+    metrics: dict | None = None,
+    record: dict | None = None,
+) -> Path:
+    """Write `path` (a .safetensors file) and its .json description, each atomically.
+
+    `record` (the run's configuration, data digests and environment) is kept beside the
+    metrics, so a model file copied out of its run still says what produced it."""
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / "model.safetensors"
@@ -95,6 +103,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, metrics: dict | None =
             "classes": list(CLASSES),
             "input": "float32 (N, 1, 28, 28), pixels in [0, 1], dark background",
             "metrics": metrics or {},
+            **({"record": record} if record else {}),
         },
     )
     return path
