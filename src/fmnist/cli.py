@@ -115,6 +115,29 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_baselines(args) -> int:
+    from datetime import date
+    from pathlib import Path
+
+    from fmnist import baselines, data
+    from fmnist.checkpoint import write_json
+
+    ds = data.load(args.data_dir, download=args.download)
+    results = baselines.run(
+        ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, args.only or None
+    )
+    out = Path(args.json or f"benchmarks/results/{date.today()}-baselines.json")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, {"date": str(date.today()), "results": results})
+    except OSError as e:
+        raise FmnistError(f"{out}: cannot write the results ({e.strerror or e})") from None
+    print()
+    print(baselines.format_table(results))
+    print(f"\nresults: {out}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from fmnist.report import write_report
 
@@ -224,6 +247,17 @@ def build_parser() -> Parser:
     )
     data_flags(sp)
     sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("baselines", help="classic scikit-learn classifiers for context")
+    sp.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="logistic_regression, random_forest, knn, svc_rbf (default: all)",
+    )
+    sp.add_argument("--json", help="results file (default: benchmarks/results/DATE-baselines.json)")
+    data_flags(sp)
+    sp.set_defaults(func=cmd_baselines)
 
     sp = sub.add_parser("report", help="write RUN_DIR/report.html and RUN_DIR/plots/*.png")
     sp.add_argument("run_dir", metavar="RUN_DIR", help="a run directory `fmnist train` wrote")
