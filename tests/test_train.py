@@ -17,6 +17,7 @@ from fmnist.train import (
     build_optimizer,
     make_config,
     train,
+    train_seeds,
     train_step,
 )
 
@@ -128,3 +129,20 @@ def test_train_config_fields_are_documented():
     for name in TrainConfig.__dataclass_fields__:
         line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{name}:"))
         assert "#" in line, f"TrainConfig.{name} has no comment"
+
+
+def test_several_seeds_give_mean_and_spread(dataset, tmp_path):
+    cfg = make_config("seed", epochs=1, train_limit=2000, batch_size=32)
+    out, results, summary = train_seeds(
+        cfg, 2, out=tmp_path / "sweep", dataset=dataset, log=lambda *a: None
+    )
+    assert [r.config.seed for r in results] == [0, 1]
+    assert (out / "seed0" / "metrics.json").is_file() and (out / "seed1" / "metrics.json").is_file()
+    accs = [r.metrics["test_accuracy"] for r in results]
+    assert summary["test_accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    assert summary["test_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
+    assert results[0].history != results[1].history  # different seeds, different runs
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["n"] == 2 and saved["runs"] == ["seed0", "seed1"]
+    with pytest.raises(FmnistError, match="already holds a sweep"):
+        train_seeds(cfg, 2, out=out, dataset=dataset, log=lambda *a: None)

@@ -48,7 +48,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from fmnist.train import make_config, train
+    from fmnist.train import make_config, train, train_seeds
 
     cfg = make_config(
         args.recipe,
@@ -61,6 +61,24 @@ def cmd_train(args) -> int:
         patience=args.patience,
         train_limit=args.train_limit,
     )
+    if args.seeds < 1:
+        raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.seeds > 1:
+        out, results, summary = train_seeds(
+            cfg, args.seeds, out=args.out, data_dir=args.data_dir, download=args.download
+        )
+        if args.report:
+            from fmnist.report import write_report
+
+            for r in results:
+                write_report(r.run_dir, data_dir=args.data_dir, download=args.download)
+        acc, t = summary["test_accuracy"], summary["train_s"]
+        print(
+            f"\ntest accuracy {acc['mean']:.2%} ± {acc['std']:.2%} over {summary['n']} seeds "
+            f"({', '.join(f'{v:.2%}' for v in acc['values'])}); training {t['mean']:.1f} s each"
+        )
+        print(f"runs: {out} (summary.json)")
+        return 0
     result = train(cfg, out=args.out, data_dir=args.data_dir, download=args.download)
     m = result.metrics
     print(
@@ -216,6 +234,12 @@ def build_parser() -> Parser:
     sp.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
     sp.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: 5)")
     sp.add_argument("--seed", type=int, help="random seed (default: 0)")
+    sp.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train this many seeds (seed, seed+1, ...) and report mean ± std (default: 1)",
+    )
     sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
     sp.add_argument(
         "--train-limit", type=int, help="train on the first N images only (default: all)"
