@@ -112,47 +112,54 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from datetime import date
+def results_file(path: str | None, default: str):
+    """Where a benchmark's JSON goes, checked before the (long) measurement starts."""
     from pathlib import Path
 
-    from fmnist import bench, data
-    from fmnist.checkpoint import write_json
-
-    ds = data.load(args.data_dir, download=args.download)
-    result = bench.run(ds, args.device, repeats=args.repeats, epochs=args.epochs, log=print)
-    out = Path(args.json or f"benchmarks/results/{date.today()}-{result['device']}.json")
+    out = Path(path or default)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(out, result)
+        probe = out.parent / f".{out.name}.probe"
+        probe.write_text("")
+        probe.unlink()
     except OSError as e:
         raise FmnistError(f"{out}: cannot write the results ({e.strerror or e})") from None
-    print()
-    print(bench.format_table(result))
-    print(f"\nresults: {out}")
+    return out
+
+
+def save_results(out, record: dict, table: str) -> None:
+    from fmnist.checkpoint import write_json
+
+    write_json(out, record)
+    print(f"\n{table}\n\nresults: {out}")
+
+
+def cmd_bench(args) -> int:
+    from datetime import date
+
+    from fmnist import bench, data
+    from fmnist.train import resolve_device
+
+    device = resolve_device(args.device)
+    out = results_file(args.json, f"benchmarks/results/{date.today()}-{device.type}.json")
+    ds = data.load(args.data_dir, download=args.download)
+    result = bench.run(ds, args.device, repeats=args.repeats, epochs=args.epochs, log=print)
+    save_results(out, result, bench.format_table(result))
     return 0
 
 
 def cmd_baselines(args) -> int:
     from datetime import date
-    from pathlib import Path
 
     from fmnist import baselines, data
-    from fmnist.checkpoint import write_json
 
+    out = results_file(args.json, f"benchmarks/results/{date.today()}-baselines.json")
     ds = data.load(args.data_dir, download=args.download)
     results = baselines.run(
         ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, args.only or None
     )
-    out = Path(args.json or f"benchmarks/results/{date.today()}-baselines.json")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(out, {"date": str(date.today()), "results": results})
-    except OSError as e:
-        raise FmnistError(f"{out}: cannot write the results ({e.strerror or e})") from None
-    print()
-    print(baselines.format_table(results))
-    print(f"\nresults: {out}")
+    record = {"date": str(date.today()), "results": results}
+    save_results(out, record, baselines.format_table(results))
     return 0
 
 
