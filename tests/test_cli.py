@@ -125,3 +125,11 @@ def test_train_model_script_smoke(tmp_path):
     assert res.returncode == 0, res.stderr
     info = json.loads((tmp_path / "m.json").read_text())
     assert info["metrics"]["epochs"] == 1 and info["metrics"]["test_accuracy"] > 0.5
+
+
+def test_benchmarks_refuse_an_unwritable_results_file_before_measuring(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for command in ("bench", "baselines"):
+        res = fmnist(command, "--json", blocker / "out.json")
+        assert_user_error(res, "cannot write the results")
