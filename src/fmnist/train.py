@@ -73,6 +73,20 @@ RECIPES: dict[str, dict] = {
         "select": "last",
         "patience": 0,
     },
+    # The seed CNN trained better: 30 epochs of one-cycle AdamW with decoupled weight decay,
+    # label smoothing and random mirroring; the epoch with the best validation accuracy.
+    # Chosen on the validation split over random crops and weight averaging.
+    "tuned": {
+        "epochs": 30,
+        "lr": 4e-3,
+        "schedule": "onecycle",
+        "augment": "flip",
+        "label_smoothing": 0.1,
+        "weight_decay": 0.05,
+        "bn_momentum": 0.1,
+        "select": "val_acc",
+        "patience": 0,
+    },
 }
 
 
