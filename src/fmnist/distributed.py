@@ -126,11 +126,3 @@ def gather_states(states: dict[str, torch.Tensor], ctx: Context, device: torch.d
 def barrier(ctx: Context) -> None:
     if ctx.active:
         dist.barrier()
-
-
-def broadcast_object(obj, ctx: Context):
-    if not ctx.active:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

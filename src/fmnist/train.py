@@ -367,6 +367,9 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
             log(f"early stop: no better {cfg.select} for {cfg.patience} epochs")
 
     if not lead:
+        # wait for rank 0's test evaluation: a process that leaves the group early can abort
+        # gloo's pending work in the others
+        distributed.barrier(ctx)
         return RunResult(None, model, cfg, [], {})
     model.load_state_dict(best["state"])
     test = evaluate_logits(
@@ -394,6 +397,7 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         f"test accuracy {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f}) "
         f"with the weights of epoch {best['epoch']}; trained {train_s:.1f}s"
     )
+    distributed.barrier(ctx)
     return RunResult(run_dir, model, cfg, history, metrics)
 
 
