@@ -127,7 +127,7 @@ def check(cfg: TrainConfig) -> TrainConfig:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True
         if not ok:
-            raise ConfigError(f"{f.name} must be a {kind.__name__}, got {value!r}")
+            raise ConfigError(f"{f.name} must be {kind.__name__}, got {value!r}")
     for name in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(cfg, name) < 1:
             raise ConfigError(

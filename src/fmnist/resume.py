@@ -85,6 +85,9 @@ def load(run_dir: Path) -> tuple[dict, dict]:
             f"{path}: no checkpoint; the run stopped before its first epoch ended, "
             "so start it again without --resume"
         )
+    # what a killed atomic write left behind (see checkpoint.atomic_write)
+    for stale in Path(run_dir).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
     return load_state(path)
 
 
