@@ -18,7 +18,7 @@ def quiet(*_):
 CFG = dict(epochs=3, train_limit=600, batch_size=32, patience=0, device="cpu")
 
 
-def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_path):
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_path, one_thread):
     def poison(epoch, model, *_):
         if epoch == 1:  # what an exploding update leaves in the weights
             with torch.no_grad():
@@ -34,7 +34,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_
     assert not (run / "metrics.json").exists()
 
 
-def test_failed_save_leaves_the_previous_checkpoint(dataset, tmp_path, monkeypatch):
+def test_failed_save_leaves_the_previous_checkpoint(dataset, tmp_path, monkeypatch, one_thread):
     real = checkpoint.save_file
     calls = []
 

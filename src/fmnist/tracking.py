@@ -34,9 +34,9 @@ class Tracker:
     def __init__(self, uri: str | None = None, experiment: str = EXPERIMENT):
         mlflow = _mlflow()
         self.uri = uri or DEFAULT_URI
-        self.client = mlflow.MlflowClient(tracking_uri=self.uri)
         self._entities = mlflow.entities
         try:
+            self.client = mlflow.MlflowClient(tracking_uri=self.uri)
             found = self.client.get_experiment_by_name(experiment)
             if found is None:
                 self.experiment_id = self.client.create_experiment(
