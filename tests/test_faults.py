@@ -66,3 +66,9 @@ def test_failed_save_leaves_the_previous_checkpoint(dataset, tmp_path, monkeypat
     whole = train(cfg, out=tmp_path / "whole", dataset=dataset, log=quiet)
     assert rest.metrics["test_accuracy"] == whole.metrics["test_accuracy"]
     assert rest.metrics["test_loss"] == whole.metrics["test_loss"]
+
+
+def test_too_short_for_a_one_cycle_schedule_is_a_clear_error(dataset, tmp_path):
+    cfg = make_config("fast", epochs=1, train_limit=100, batch_size=64, device="cpu")
+    with pytest.raises(FmnistError, match="onecycle schedule needs at least 3 steps"):
+        train(cfg, out=tmp_path / "r", dataset=dataset, log=quiet)

@@ -76,11 +76,17 @@ def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """A per-step learning-rate schedule, or None for a constant rate."""
     total = cfg.epochs * steps_per_epoch
     if cfg.schedule == "onecycle":
+        # PyTorch's one-cycle divides by zero when the warm-up is one step or less
+        if total < 3:
+            raise ConfigError(
+                f"the onecycle schedule needs at least 3 steps, this run has {total}; "
+                "use more epochs or images, a smaller batch, or another schedule"
+            )
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=cfg.lr,
             total_steps=total,
-            pct_start=cfg.warmup or 0.25,
+            pct_start=max(cfg.warmup or 0.25, 2 / total),
             anneal_strategy="linear",
             cycle_momentum=False,
         )

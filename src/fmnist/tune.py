@@ -13,7 +13,10 @@ trial's settings are written as a recipe file that `fmnist train --recipe FILE` 
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
+import time
+import warnings
 from pathlib import Path
 
 from fmnist import FmnistError
@@ -54,16 +57,29 @@ def redact(url: str) -> str:
 
 def open_storage(url: str):
     optuna = _optuna()
+    # heartbeats are marked experimental in Optuna; they are what frees a dead worker's trial
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs = {}
+    if url.startswith(("postgresql://", "postgres://")):
+        # name the driver we install (psycopg 3); SQLAlchemy's default differs by version
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         # workers on one file wait for each other's writes instead of failing at once
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    try:
-        # a worker killed mid-trial stops beating; its trial is marked failed, not left running
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90, **kwargs)
-    except Exception as e:  # SQLAlchemy and drivers raise many kinds; name the storage
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise FmnistError(f"study storage {redact(url)}: {first}") from None
+    # Workers started together on a new database race to create its tables and stamp its
+    # schema version; the loser's CREATE TABLE or INSERT fails. A moment later the tables
+    # exist and a second try just uses them.
+    for attempt in range(5):
+        try:
+            # a worker killed mid-trial stops beating; its trial is marked failed, not running
+            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90, **kwargs)
+        except Exception as e:  # SQLAlchemy and drivers raise many kinds; name the storage
+            text = str(e).lower()
+            if attempt < 4 and any(w in text for w in ("already exists", "unique", "duplicate")):
+                time.sleep(0.2 + random.random())
+                continue
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FmnistError(f"study storage {redact(url)}: {first}") from None
 
 
 def open_study(storage_url: str, name: str, seed: int | None = None, pruner=None):
