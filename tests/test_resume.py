@@ -84,7 +84,7 @@ def test_sigkill_then_resume_ends_like_the_uninterrupted_run(dataset, tmp_path, 
     assert f"resumed {run} after epoch {record['epoch']}" in resumed.stdout
     assert read_history(run) == untimed(whole.history)
     assert final(run) == final(whole.run_dir)  # test accuracy and loss to the last digit
-    assert not list(run.glob(".*.tmp"))
+    assert not list(run.glob(".*.tmp")) and not (run / "checkpoint.safetensors").exists()
     assert cli.main(["train", "--resume", str(run)]) == 2  # finished: nothing to resume
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist import FmnistError
+from fmnist import FmnistError, cli
 from fmnist.train import make_config
 
 optuna = pytest.importorskip("optuna", reason="Optuna is in the [tune] extra")
@@ -141,3 +141,10 @@ def postgres():
 
 def test_two_workers_share_a_postgresql_study(postgres, tmp_path):
     workers(postgres, tmp_path, trials=1)
+
+
+def test_a_bad_storage_url_is_one_line(tmp_path, capsys):
+    code = cli.main(["tune", "--storage", "nosuchdb://x", "--out", str(tmp_path), "--trials", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fmnist tune: error: study storage nosuchdb://x") and err.count("\n") == 1

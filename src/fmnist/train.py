@@ -399,6 +399,8 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
     headline = {k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix")}
     save_model(model, run_dir / "model.safetensors", metrics=headline)
     write_json(run_dir / "metrics.json", metrics)
+    # a finished run is its model and records; the training state served only to resume
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
     log(
         f"test accuracy {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f}) "
         f"with the weights of epoch {best['epoch']}; trained {train_s:.1f}s"

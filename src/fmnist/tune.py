@@ -158,6 +158,10 @@ def write_recipe(study, base: TrainConfig, path: str | Path, storage: str) -> Pa
     for name in NOT_IN_RECIPE:
         settings.pop(name)
     path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FmnistError(f"{path}: cannot write the recipe ({e.strerror or e})") from None
     write_json(
         path,
         {
