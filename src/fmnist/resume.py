@@ -10,12 +10,15 @@ the last two per process under torchrun). The data split is recomputed from the 
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import torch
 
 from fmnist import FmnistError
 from fmnist.checkpoint import CheckpointError, load_state, save_state
+from fmnist.config import TrainConfig, config_from_record
 from fmnist.rundir import CHECKPOINT
 
 
@@ -118,3 +121,30 @@ def restore(tensors: dict, record: dict, *, model, optimizer, scheduler, ema, wo
     state = _unprefixed("best", tensors)
     best["state"] = state or None
     return record["epoch"], record["history"], best, record["train_s"], record["stop"]
+
+
+def resume_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The settings an unfinished run directory was started with."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if (run_dir / "metrics.json").exists():
+        raise FmnistError(f"{run_dir}: this run has finished; nothing to resume")
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FmnistError(f"{path}: no such file; give the directory of a run to resume") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FmnistError(f"{path}: not a readable run record ({e})") from None
+    return config_from_record(record.get("config") if isinstance(record, dict) else None, path)
+
+
+def check_same_data(run_dir: Path, dataset) -> None:
+    try:
+        recorded = json.loads((run_dir / "config.json").read_text())["data"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if recorded != dataset.sha256:
+        raise FmnistError(
+            f"{run_dir}: the run was started on other data (checksums differ); "
+            "resume it with the data it started with (--data-dir)"
+        )

@@ -6,12 +6,13 @@ Only one process writes it (rank 0 under torchrun); see `fmnist.distributed`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import platform
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,21 @@ class Progress:
         if self.enabled:
             sys.stderr.write("\r" + " " * (len(self.label) + 50) + "\r")
             sys.stderr.flush()
+
+
+def run_record(cfg, dataset, train_idx, val_idx, processes: int) -> dict:
+    """What config.json says: the settings, the data, the machine, when."""
+    return {
+        "config": dataclasses.asdict(cfg),
+        "data": {
+            "directory": str(dataset.directory),
+            "origin": dataset.origin,
+            "sha256": dataset.sha256,
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+            "n_test": len(dataset.test_labels),
+        },
+        "environment": environment(),
+        "processes": processes,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

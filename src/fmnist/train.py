@@ -17,7 +17,6 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +35,14 @@ from fmnist.config import (  # noqa: F401 (the names other stages import from he
 )
 from fmnist.evaluate import evaluate_logits, infer, to_input
 from fmnist.models import count_parameters, create_model, summary
+from fmnist.resume import resume_config  # noqa: F401
 from fmnist.rundir import (  # noqa: F401
     CHECKPOINT,
     HISTORY_FIELDS,
     Progress,
     environment,
     prepare_run_dir,
+    run_record,
     write_history,
 )
 
@@ -170,21 +171,6 @@ class RunResult:
     metrics: dict
 
 
-def resume_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The settings an unfinished run directory was started with."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if (run_dir / "metrics.json").exists():
-        raise FmnistError(f"{run_dir}: this run has finished; nothing to resume")
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FmnistError(f"{path}: no such file; give the directory of a run to resume") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FmnistError(f"{path}: not a readable run record ({e})") from None
-    return config_from_record(record.get("config") if isinstance(record, dict) else None, path)
-
-
 def _diverged(epoch: int, loss: float, run_dir: Path | None) -> FmnistError:
     kept = (
         f"{run_dir / CHECKPOINT if run_dir else 'the checkpoint'} keeps epoch {epoch - 1}"
@@ -289,10 +275,10 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
             rank_generators=rank_generators,
         )  # fmt: skip
         start = done + 1
-        _check_same_data(run_dir, dataset)
+        resume.check_same_data(run_dir, dataset)
         log(f"resumed {run_dir} after epoch {done}")
     elif lead:
-        write_json(run_dir / "config.json", _config_record(cfg, dataset, train_idx, val_idx, ctx))
+        write_json(run_dir / "config.json", run_record(cfg, dataset, train_idx, val_idx, ctx.world))
 
     for epoch in range(start, cfg.epochs + 1):
         if stop:
@@ -407,32 +393,3 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
     )
     distributed.barrier(ctx)
     return RunResult(run_dir, model, cfg, history, metrics)
-
-
-def _config_record(cfg, dataset, train_idx, val_idx, ctx) -> dict:
-    return {
-        "config": dataclasses.asdict(cfg),
-        "data": {
-            "directory": str(dataset.directory),
-            "origin": dataset.origin,
-            "sha256": dataset.sha256,
-            "n_train": len(train_idx),
-            "n_val": len(val_idx),
-            "n_test": len(dataset.test_labels),
-        },
-        "environment": environment(),
-        "processes": ctx.world,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _check_same_data(run_dir: Path, dataset) -> None:
-    try:
-        recorded = json.loads((run_dir / "config.json").read_text())["data"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if recorded != dataset.sha256:
-        raise FmnistError(
-            f"{run_dir}: the run was started on other data (checksums differ); "
-            "resume it with the data it started with (--data-dir)"
-        )
