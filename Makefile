@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; override for another build, e.g. make TORCH=torch==2.13.0+cu128
 TORCH ?= torch==2.13.0
 
-.PHONY: train test lint data browser clean
+.PHONY: train test lint data browser postgres clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ lint: $(VENV)/.test
 browser:
 	@test -x /usr/bin/chromium || sh scripts/apt-install.sh chromium
 
-test: $(VENV)/.test data lint browser
+# A PostgreSQL server for the test of tuning workers sharing one study (the test starts it).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || sh scripts/apt-install.sh postgresql
+
+test: $(VENV)/.test data lint browser postgres
 	$(PY) -m pytest
 
 clean:

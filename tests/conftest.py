@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from fmnist import data
 from fmnist.train import make_config, train
@@ -23,3 +24,14 @@ def tiny_run(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
     cfg = make_config("seed", epochs=2, train_limit=6000, batch_size=32, seed=0)
     return train(cfg, out=out, dataset=dataset, log=lambda *a: None)
+
+
+@pytest.fixture
+def one_thread():
+    """One PyTorch thread for a test's runs, as in the subprocesses it starts beside them
+    (OMP_NUM_THREADS=1): two processes with two threads each on two cores spin-wait for
+    each other and run ten times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from fmnist import FmnistError
 from fmnist.evaluate import infer
 from fmnist.models import create_model
+from fmnist.seeds import train_seeds
 from fmnist.train import (
     ConfigError,
     TrainConfig,
     build_optimizer,
     make_config,
     train,
-    train_seeds,
     train_step,
 )
 

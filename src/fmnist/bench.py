@@ -176,7 +176,7 @@ def recipe_time_to_accuracy(ds, device, recipe: str, epochs: int | None, out_dir
     cfg = make_config(recipe, epochs=epochs, patience=0, device=device.type)
     curve = []
 
-    def on_epoch(epoch, model, train_s):
+    def on_epoch(epoch, model, train_s, row):
         acc = (infer(model, ds.test_images).argmax(1).numpy() == ds.test_labels).mean()
         curve.append((train_s, float(acc)))
 

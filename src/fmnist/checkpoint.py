@@ -1,8 +1,12 @@
-"""Save and load models: safetensors weights plus a JSON description. Never unpickles.
+"""Save and load models and training state: safetensors tensors plus JSON. Never unpickles.
 
 A model file `X.safetensors` is described by `X.json` beside it: the architecture's
 registry name and arguments (enough to rebuild it), the class names and its metrics.
 A run directory holds `model.safetensors` and `model.json`.
+
+A training state (`checkpoint.safetensors` in an unfinished run) is one file: the tensors
+(weights, optimizer moments, random-generator states) and, in its metadata, a JSON record
+of everything else. One file means one atomic rename: a kill leaves the old state or the new.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -22,6 +26,7 @@ from fmnist.data import CLASSES
 from fmnist.models import ModelError, create_model, model_args
 
 FORMAT = "fmnist-model/1"
+STATE_FORMAT = "fmnist-train-state/1"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -32,14 +37,23 @@ class CheckpointError(FmnistError):
     pass
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename over `path`: readers see the old file or the new one."""
+def atomic_write(path: Path, write, durable: bool = False) -> None:
+    """Call write(tmp_path), then rename over `path`: readers see the old file or the new one.
+
+    `durable` also flushes the file to disk before the rename, so a power cut cannot leave
+    the new name pointing at unwritten blocks."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a saved file gets the usual mode
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -140,3 +154,34 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
             f"{weights}: weights do not fit model {info['model']!r} ({' '.join(first[:2])})"
         ) from None
     return model.to(device).eval()
+
+
+def save_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], record: dict) -> None:
+    """Write a training state atomically and durably; the previous one stays if this fails."""
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    metadata = {"format": STATE_FORMAT, "record": json.dumps(record)}
+    try:
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
+
+
+def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, record) of a training state written by save_state."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from None
+    if metadata.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: not an fmnist training state (format {STATE_FORMAT})")
+    try:
+        record = json.loads(metadata["record"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: training state without a readable record ({e})") from None
+    return tensors, record

@@ -1,255 +1,54 @@
-"""Training: one frozen TrainConfig per run, named recipes, the fit loop, the run directory.
+"""Training: the fit loop, end-of-epoch checkpoints, resume, one process or many.
 
 The whole dataset lives on the training device as one uint8 tensor; each batch is
 indexed and converted there, so there are no loader processes. Model selection
 (early stopping, best epoch) looks at the validation split only; the test set is
-evaluated once, at the end.
+evaluated once, at the end. Every epoch ends with a checkpoint from which
+`train(..., resume=True)` continues exactly (see `fmnist.resume`); under torchrun the
+processes share each batch (see `fmnist.distributed`).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import json
 import math
 import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-import fmnist
-from fmnist import FmnistError, data
-from fmnist.checkpoint import atomic_write, save_model, write_json
+from fmnist import FmnistError, data, distributed, resume
+from fmnist.checkpoint import CheckpointError, save_model, write_json
+from fmnist.config import (  # noqa: F401 (the names other stages import from here)
+    RECIPES,
+    ConfigError,
+    TrainConfig,
+    config_from_record,
+    make_config,
+    resolve_device,
+)
 from fmnist.evaluate import evaluate_logits, infer, to_input
 from fmnist.models import count_parameters, create_model, summary
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "seed_cnn"  # registry name (fmnist models)
-    recipe: str = "seed"  # the preset these settings started from
-    epochs: int = 30  # maximum passes over the training split
-    batch_size: int = 128  # images per optimizer step
-    lr: float = 1e-3  # Adam learning rate
-    adam_eps: float = 1e-7  # Keras's Adam epsilon (PyTorch's default is 1e-8)
-    weight_decay: float = 0.0  # decoupled (AdamW) weight decay
-    label_smoothing: float = 0.0  # cross-entropy target smoothing
-    val_fraction: float = 0.2  # stratified share of the 60,000 training images held out
-    schedule: str = "constant"  # learning rate per step: constant | onecycle | cosine
-    warmup: float = 0.0  # share of all steps spent warming up (onecycle, cosine)
-    augment: str = "none"  # batch augmentation: none | flip | crop_flip | crop_flip_erase
-    ema: float = 0.0  # decay per step of a moving average of the weights; 0 = off
-    bn_momentum: float = 0.0  # BatchNorm running-average update (PyTorch terms); 0 = the model's
-    select: str = "val_loss"  # which epoch's weights to keep: val_loss | val_acc | last
-    patience: int = 5  # epochs without a better validation figure before stopping; 0 = never
-    seed: int = 0  # weights, split and batch order
-    device: str = "auto"  # cpu | cuda | auto
-    train_limit: int = 0  # use only the first N images of the training split; 0 = all (smoke runs)
-    eval_batch_size: int = 1000  # images per inference batch
-
-
-RECIPES: dict[str, dict] = {
-    # The tutorial: Adam 1e-3, batch 128, up to 30 epochs, early stopping on validation
-    # loss with the best weights restored, 20% validation split.
-    "seed": {},
-    # The seed CNN, trained for speed: a one-cycle schedule peaking at 8e-3, label smoothing,
-    # and BatchNorm averages that keep up with a two-epoch run (PyTorch's 0.1, not Keras's
-    # 0.01). Chosen on the validation split as the shortest schedule above 89.5% there.
-    "fast": {
-        "epochs": 2,
-        "lr": 8e-3,
-        "schedule": "onecycle",
-        "label_smoothing": 0.1,
-        "bn_momentum": 0.1,
-        "select": "last",
-        "patience": 0,
-    },
-    # The seed CNN trained better: 30 epochs of one-cycle AdamW with decoupled weight decay,
-    # label smoothing and random mirroring; the epoch with the best validation accuracy.
-    # Chosen on the validation split against the same with random crops as well.
-    "tuned": {
-        "epochs": 30,
-        "lr": 4e-3,
-        "schedule": "onecycle",
-        "augment": "flip",
-        "label_smoothing": 0.1,
-        "weight_decay": 0.05,
-        "bn_momentum": 0.1,
-        "select": "val_acc",
-        "patience": 0,
-    },
-}
-
-
-class ConfigError(FmnistError):
-    pass
-
-
-def make_config(recipe: str = "seed", **overrides) -> TrainConfig:
-    """A recipe's preset with explicit settings (those not None) on top."""
-    if recipe not in RECIPES:
-        raise ConfigError(f"unknown recipe {recipe!r}; known recipes: {', '.join(RECIPES)}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
-    settings = {**RECIPES[recipe], "recipe": recipe}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = TrainConfig(**settings)
-    for name in ("epochs", "batch_size", "eval_batch_size"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(
-                f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}"
-            )
-    if cfg.lr <= 0:
-        raise ConfigError(f"learning rate must be positive, got {cfg.lr}")
-    if not 0.0 < cfg.val_fraction < 1.0:
-        raise ConfigError(f"validation fraction must be in (0, 1), got {cfg.val_fraction}")
-    choices = {
-        "schedule": ("constant", "onecycle", "cosine"),
-        "augment": data.AUGMENTATIONS,
-        "select": ("val_loss", "val_acc", "last"),
-    }
-    for name, allowed in choices.items():
-        if getattr(cfg, name) not in allowed:
-            raise ConfigError(
-                f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
-            )
-    if not 0.0 <= cfg.ema < 1.0 or not 0.0 <= cfg.warmup < 1.0:
-        raise ConfigError("ema and warmup must be in [0, 1)")
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device must be cpu, cuda or auto, got {cfg.device!r}")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
-    return cfg
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-# ----------------------------------------------------------------------------
-# Run directory
-# ----------------------------------------------------------------------------
-
-
-def prepare_run_dir(out: str | os.PathLike | None, cfg: TrainConfig) -> Path:
-    """Create (or accept an empty) run directory; refuse to overwrite an earlier run."""
-    if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{cfg.model}-{cfg.recipe}-s{cfg.seed}-{stamp}"
-    out = Path(out)
-    if (out / "model.safetensors").exists() or (out / "metrics.json").exists():
-        raise FmnistError(f"{out}: already holds a run; choose another --out or delete it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise FmnistError(f"{out}: cannot write the run directory ({e.strerror or e})") from None
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        res = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return res.stdout.strip() or None if res.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "fmnist": fmnist.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": git_commit(),
-    }
-
-
-HISTORY_FIELDS = [
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "epoch_s",
-    "images_per_s",
-]
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-            w.writeheader()
-            w.writerows(history)
-
-    atomic_write(path, write)
-
+from fmnist.resume import resume_config  # noqa: F401
+from fmnist.rundir import (  # noqa: F401
+    CHECKPOINT,
+    HISTORY_FIELDS,
+    Progress,
+    environment,
+    prepare_run_dir,
+    run_record,
+    write_history,
+)
 
 # ----------------------------------------------------------------------------
 # Fit
 # ----------------------------------------------------------------------------
-
-
-class Progress:
-    """A progress bar within the epoch on a terminal; nothing otherwise (CI logs get lines)."""
-
-    def __init__(self, total: int, label: str):
-        self.total, self.label = total, label
-        self.enabled = sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.1 and done < self.total):
-            return
-        self.last = now
-        width = 30
-        filled = int(width * done / self.total)
-        bar = "=" * filled + ">" * (filled < width) + " " * (width - filled - 1)
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * (len(self.label) + 50) + "\r")
-            sys.stderr.flush()
 
 
 def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -278,11 +77,17 @@ def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """A per-step learning-rate schedule, or None for a constant rate."""
     total = cfg.epochs * steps_per_epoch
     if cfg.schedule == "onecycle":
+        # PyTorch's one-cycle divides by zero when the warm-up is one step or less
+        if total < 3:
+            raise ConfigError(
+                f"the onecycle schedule needs at least 3 steps, this run has {total}; "
+                "use more epochs or images, a smaller batch, or another schedule"
+            )
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=cfg.lr,
             total_steps=total,
-            pct_start=cfg.warmup or 0.25,
+            pct_start=max(cfg.warmup or 0.25, 2 / total),
             anneal_strategy="linear",
             cycle_momentum=False,
         )
@@ -319,38 +124,63 @@ class EMA:
 
 def train_epoch(
     model, optimizer, images, labels, cfg, generator, aug_generator,
-    scheduler=None, ema=None, progress=None,
+    scheduler=None, ema=None, progress=None, ctx=distributed.SINGLE,
 ):  # fmt: skip
-    """One pass in a seeded random order; returns mean loss and accuracy over the pass."""
+    """One pass in a seeded random order; returns mean loss and accuracy over the pass.
+
+    Under torchrun each step's global batch is shared out (`distributed.shard`); a last
+    batch too small to give every process an image is left out."""
     model.train()
     n = len(images)
     order = torch.randperm(n, generator=generator).to(images.device)
     total_loss = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
+    seen = 0
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     for step in range(steps):
-        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        if len(batch) < ctx.world:
+            break
+        idx = distributed.shard(batch, ctx)
         x = data.augment(images[idx], cfg.augment, aug_generator)
         y = labels[idx]
         loss, logits = train_step(model, optimizer, x, y, cfg)
         if scheduler is not None:
             scheduler.step()
         if ema is not None:
-            ema.update(model)
+            ema.update(getattr(model, "module", model))
         total_loss += loss * len(idx)
         correct += (logits.argmax(1) == y).sum()
+        seen += len(idx)
         if progress is not None:
             progress.update(min((step + 1) * cfg.batch_size, n))
-    return float(total_loss) / n, int(correct) / n
+    if ctx.active:
+        count = distributed.sum_all(torch.tensor(seen, device=images.device), ctx)
+        distributed.sum_all(total_loss, ctx)
+        distributed.sum_all(correct, ctx)
+        seen = int(count)
+    return float(total_loss) / seen, int(correct) / seen
 
 
 @dataclass
 class RunResult:
-    run_dir: Path
+    run_dir: Path | None  # None in the processes of a torchrun run other than rank 0
     model: torch.nn.Module
     config: TrainConfig
     history: list
     metrics: dict
+
+
+def _diverged(epoch: int, loss: float, run_dir: Path | None) -> FmnistError:
+    kept = (
+        f"{run_dir / CHECKPOINT if run_dir else 'the checkpoint'} keeps epoch {epoch - 1}"
+        if epoch > 1
+        else "no checkpoint was written"
+    )
+    return FmnistError(
+        f"training diverged at epoch {epoch} (loss {loss}); {kept}; "
+        "start a new run with a lower --lr"
+    )
 
 
 def train(
@@ -361,12 +191,34 @@ def train(
     download: bool = True,
     log=print,
     on_epoch=None,
+    resume_run: bool = False,
 ) -> RunResult:
-    """Train one model; `on_epoch(epoch, model, train_s)` is called untimed after each epoch."""
-    run_dir = prepare_run_dir(out, cfg)
+    """Train one model (or, with `resume_run`, continue the unfinished run in `out`).
+
+    `on_epoch(epoch, model, train_s, row)` is called untimed after each epoch's checkpoint,
+    with the history row; under torchrun only rank 0 logs, calls it and writes files."""
+    ctx, device = distributed.setup(cfg.device)
+    if ctx.rank != 0:
+        log, on_epoch = (lambda *a: None), None
+    try:
+        return _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx, device)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx, device):
+    lead = ctx.rank == 0
+    if resume_run:
+        run_dir = Path(out)
+        tensors, state = resume.load(run_dir)
+    elif lead:
+        run_dir = prepare_run_dir(out, cfg)
+    else:
+        run_dir = None
     if dataset is None:
         dataset = data.load(data_dir, download=download)
-    device = resolve_device(cfg.device)
+    if cfg.sync_bn and ctx.active and device.type != "cuda":
+        raise ConfigError("sync_bn needs CUDA (PyTorch's SyncBatchNorm); leave it off on CPUs")
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
 
@@ -379,96 +231,138 @@ def train(
     x_val = dataset.train_images[val_idx]
     y_val = dataset.train_labels[val_idx]
 
-    model = create_model(cfg.model).to(device)
+    model = create_model(cfg.model)
     if cfg.bn_momentum:
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.momentum = cfg.bn_momentum
+    if cfg.sync_bn and ctx.active:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    net = model
+    if ctx.active:
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # each process its own dropout masks and augmentations (the weights start equal:
+        # DistributedDataParallel copied rank 0's)
+        torch.manual_seed(cfg.seed + 1000 * ctx.rank)
     optimizer = build_optimizer(model, cfg)
     steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     ema = EMA(model, cfg.ema) if cfg.ema else None
-    aug_generator = torch.Generator(device).manual_seed(cfg.seed + 1)
+    aug_generator = torch.Generator(device).manual_seed(cfg.seed + 1 + 1000 * ctx.rank)
+    rank_generators = {"global": torch.default_generator, "augment": aug_generator}
+    if device.type == "cuda":
+        rank_generators["cuda"] = torch.cuda.default_generators[device.index or 0]
     trainable, stats = count_parameters(model)
     log(summary(model))
     log("config: " + json.dumps(dataclasses.asdict(cfg)))
     log(
         f"data: {dataset.origin} ({dataset.directory}), {len(train_idx)} train / "
         f"{len(val_idx)} validation images, device {device}, {torch.get_num_threads()} threads"
+        + (f", {ctx.world} processes" if ctx.active else "")
     )
-    config_record = {
-        "config": dataclasses.asdict(cfg),
-        "data": {
-            "directory": str(dataset.directory),
-            "origin": dataset.origin,
-            "sha256": dataset.sha256,
-            "n_train": len(train_idx),
-            "n_val": len(val_idx),
-            "n_test": len(dataset.test_labels),
-        },
-        "environment": environment(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_json(run_dir / "config.json", config_record)
 
     history: list[dict] = []
     best = {"score": None, "epoch": 0, "state": None}
     train_s = 0.0
-    stopped_early = False
-    for epoch in range(1, cfg.epochs + 1):
+    stop = False
+    start = 1
+    if resume_run:
+        done, history, best, train_s, stop = resume.restore(
+            tensors, state, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema,
+            world=ctx.world, rank=ctx.rank, order_generator=generator,
+            rank_generators=rank_generators,
+        )  # fmt: skip
+        start = done + 1
+        resume.check_same_data(run_dir, dataset)
+        log(f"resumed {run_dir} after epoch {done}")
+    elif lead:
+        write_json(run_dir / "config.json", run_record(cfg, dataset, train_idx, val_idx, ctx.world))
+
+    for epoch in range(start, cfg.epochs + 1):
+        if stop:
+            break
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        progress = Progress(len(x_train), f"epoch {epoch:>2}/{cfg.epochs}")
+        progress = Progress(len(x_train), f"epoch {epoch:>2}/{cfg.epochs}") if lead else None
         train_loss, train_acc = train_epoch(
-            model, optimizer, x_train, y_train, cfg, generator, aug_generator,
-            scheduler, ema, progress,
+            net, optimizer, x_train, y_train, cfg, generator, aug_generator,
+            scheduler, ema, progress, ctx,
         )  # fmt: skip
-        progress.close()
+        if progress is not None:
+            progress.close()
+        if not math.isfinite(train_loss):
+            raise _diverged(epoch, train_loss, run_dir)
         if device.type == "cuda":
             torch.cuda.synchronize()
         fit_s = time.perf_counter() - t0
         judged = ema.model if ema is not None else model
-        val = evaluate_logits(infer(judged, x_val, cfg.eval_batch_size), y_val)
-        epoch_s = time.perf_counter() - t0
-        train_s += epoch_s
-        row = {
-            "epoch": epoch,
-            "train_loss": round(train_loss, 6),
-            "train_acc": round(train_acc, 6),
-            "val_loss": round(val["test_loss"], 6),
-            "val_acc": round(val["test_accuracy"], 6),
-            "lr": lr,
-            "epoch_s": round(epoch_s, 3),
-            "images_per_s": round(len(x_train) / fit_s, 1),
-        }
-        history.append(row)
-        write_history(run_dir / "history.csv", history)
-        if on_epoch is not None:
-            on_epoch(epoch, judged, train_s)
-        score = {"val_loss": -val["test_loss"], "val_acc": val["test_accuracy"], "last": epoch}[
-            cfg.select
-        ]
-        improved = best["score"] is None or score > best["score"]
-        if improved:
-            best = {
-                "score": score,
-                "val_loss": val["test_loss"],
-                "val_acc": val["test_accuracy"],
+        if lead:
+            val = evaluate_logits(infer(judged, x_val, cfg.eval_batch_size), y_val)
+            epoch_s = time.perf_counter() - t0
+            train_s += epoch_s
+            row = {
                 "epoch": epoch,
-                "state": {k: v.detach().clone() for k, v in judged.state_dict().items()},
+                "train_loss": round(train_loss, 6),
+                "train_acc": round(train_acc, 6),
+                "val_loss": round(val["test_loss"], 6),
+                "val_acc": round(val["test_accuracy"], 6),
+                "lr": lr,
+                "epoch_s": round(epoch_s, 3),
+                "images_per_s": round(len(x_train) / fit_s, 1),
             }
-        log(
-            f"epoch {epoch:>2}/{cfg.epochs}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
-            f"val loss {val['test_loss']:.4f} acc {val['test_accuracy']:.2%}  "
-            f"{epoch_s:.1f}s  {row['images_per_s']:,.0f} img/s" + ("  *" if improved else "")
+            history.append(row)
+            score = {"val_loss": -val["test_loss"], "val_acc": val["test_accuracy"]}.get(
+                cfg.select, epoch
+            )
+            improved = best["score"] is None or score > best["score"]
+            if improved:
+                best = {
+                    "score": score,
+                    "val_loss": val["test_loss"],
+                    "val_acc": val["test_accuracy"],
+                    "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in judged.state_dict().items()},
+                }
+            log(
+                f"epoch {epoch:>2}/{cfg.epochs}  train loss {train_loss:.4f} acc "
+                f"{train_acc:.2%}  val loss {val['test_loss']:.4f} acc "
+                f"{val['test_accuracy']:.2%}  {epoch_s:.1f}s  {row['images_per_s']:,.0f} img/s"
+                + ("  *" if improved else "")
+            )
+            stop = bool(cfg.patience) and epoch - best["epoch"] >= cfg.patience
+        stop = distributed.agree(stop, ctx, device)
+        rank_states = distributed.gather_states(
+            {k: g.get_state() for k, g in rank_generators.items()}, ctx, device
         )
-        if not np.isfinite(train_loss):
-            raise FmnistError(f"training diverged at epoch {epoch} (loss {train_loss}); lower --lr")
-        if cfg.patience and epoch - best["epoch"] >= cfg.patience:
-            stopped_early = epoch < cfg.epochs
+        if lead:
+            try:
+                resume.save(
+                    run_dir, epoch=epoch, model=model, optimizer=optimizer,
+                    scheduler=scheduler, ema=ema, history=history, best=best,
+                    train_s=train_s, stop=stop, world=ctx.world, order_generator=generator,
+                    rank_states=rank_states,
+                )  # fmt: skip
+            except CheckpointError as e:
+                then = (
+                    f"the checkpoint of epoch {epoch - 1} is intact: fix that, then run "
+                    f"fmnist train --resume {run_dir}"
+                    if epoch > 1
+                    else "fix that and start the run again"
+                )
+                raise CheckpointError(f"{e}; {then}") from None
+            write_history(run_dir / "history.csv", history)
+            if on_epoch is not None:
+                on_epoch(epoch, judged, train_s, row)
+        if stop:
             log(f"early stop: no better {cfg.select} for {cfg.patience} epochs")
-            break
 
+    if not lead:
+        # wait for rank 0's test evaluation: a process that leaves the group early can abort
+        # gloo's pending work in the others
+        distributed.barrier(ctx)
+        return RunResult(None, model, cfg, [], {})
     model.load_state_dict(best["state"])
     test = evaluate_logits(
         infer(model, dataset.test_images, cfg.eval_batch_size), dataset.test_labels
@@ -480,7 +374,7 @@ def train(
         "val_loss": best["val_loss"],
         "best_epoch": best["epoch"],
         "epochs": len(history),
-        "stopped_early": stopped_early,
+        "stopped_early": stop and len(history) < cfg.epochs,
         "train_s": round(train_s, 2),
         "parameters": trainable,
         "non_trainable": stats,
@@ -491,61 +385,11 @@ def train(
     headline = {k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix")}
     save_model(model, run_dir / "model.safetensors", metrics=headline)
     write_json(run_dir / "metrics.json", metrics)
+    # a finished run is its model and records; the training state served only to resume
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
     log(
         f"test accuracy {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f}) "
         f"with the weights of epoch {best['epoch']}; trained {train_s:.1f}s"
     )
+    distributed.barrier(ctx)
     return RunResult(run_dir, model, cfg, history, metrics)
-
-
-# ----------------------------------------------------------------------------
-# Several seeds
-# ----------------------------------------------------------------------------
-
-
-def summarize(results: list[RunResult]) -> dict:
-    """Mean and sample standard deviation over runs of the figures that matter."""
-    out = {"n": len(results), "seeds": [r.config.seed for r in results]}
-    for key in ("test_accuracy", "val_accuracy", "train_s", "best_epoch"):
-        values = np.array([r.metrics[key] for r in results], dtype=float)
-        out[key] = {
-            "mean": float(values.mean()),
-            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "values": values.tolist(),
-        }
-    return out
-
-
-def train_seeds(
-    cfg: TrainConfig,
-    n: int,
-    out: str | os.PathLike | None = None,
-    dataset: data.FashionMNIST | None = None,
-    data_dir: str | None = None,
-    download: bool = True,
-    log=print,
-) -> tuple[Path, list[RunResult], dict]:
-    """`n` runs with seeds cfg.seed, cfg.seed + 1, ...; each keeps its own run directory
-    under `out`, and `out/summary.json` holds mean and standard deviation."""
-    if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{cfg.model}-{cfg.recipe}-{n}seeds-{stamp}"
-    out = Path(out)
-    if (out / "summary.json").exists():
-        raise FmnistError(f"{out}: already holds a sweep; choose another --out or delete it")
-    for k in range(n):  # refuse before training anything
-        prepare_run_dir(out / f"seed{cfg.seed + k}", cfg)
-    if dataset is None:
-        dataset = data.load(data_dir, download=download)
-    results = []
-    for k in range(n):
-        seed_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
-        log(f"--- seed {seed_cfg.seed} ({k + 1} of {n}) ---")
-        results.append(train(seed_cfg, out / f"seed{seed_cfg.seed}", dataset=dataset, log=log))
-    summary = {
-        "config": dataclasses.asdict(cfg),
-        "runs": [r.run_dir.name for r in results],
-        **summarize(results),
-    }
-    write_json(out / "summary.json", summary)
-    return out, results, summary

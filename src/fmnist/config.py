@@ -1,0 +1,175 @@
+"""What a run is asked to do: one frozen TrainConfig, the named recipes, recipe files.
+
+Unknown settings, wrong types and values out of range are refused with the setting's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fmnist import FmnistError, data
+
+# A recipe file: {"format": RECIPE_FORMAT, "settings": {TrainConfig field: value, ...}, ...}
+RECIPE_FORMAT = "fmnist-recipe/1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "seed_cnn"  # registry name (fmnist models)
+    recipe: str = "seed"  # the preset these settings started from
+    epochs: int = 30  # maximum passes over the training split
+    batch_size: int = 128  # images per optimizer step
+    lr: float = 1e-3  # Adam learning rate
+    adam_eps: float = 1e-7  # Keras's Adam epsilon (PyTorch's default is 1e-8)
+    weight_decay: float = 0.0  # decoupled (AdamW) weight decay
+    label_smoothing: float = 0.0  # cross-entropy target smoothing
+    val_fraction: float = 0.2  # stratified share of the 60,000 training images held out
+    schedule: str = "constant"  # learning rate per step: constant | onecycle | cosine
+    warmup: float = 0.0  # share of all steps spent warming up (onecycle, cosine)
+    augment: str = "none"  # batch augmentation: none | flip | crop_flip | crop_flip_erase
+    ema: float = 0.0  # decay per step of a moving average of the weights; 0 = off
+    bn_momentum: float = 0.0  # BatchNorm running-average update (PyTorch terms); 0 = the model's
+    select: str = "val_loss"  # which epoch's weights to keep: val_loss | val_acc | last
+    patience: int = 5  # epochs without a better validation figure before stopping; 0 = never
+    seed: int = 0  # weights, split and batch order
+    device: str = "auto"  # cpu | cuda | auto
+    train_limit: int = 0  # use only the first N images of the training split; 0 = all (smoke runs)
+    eval_batch_size: int = 1000  # images per inference batch
+    sync_bn: bool = False  # under torchrun: BatchNorm statistics over all processes (CUDA only)
+
+
+RECIPES: dict[str, dict] = {
+    # The tutorial: Adam 1e-3, batch 128, up to 30 epochs, early stopping on validation
+    # loss with the best weights restored, 20% validation split.
+    "seed": {},
+    # The seed CNN, trained for speed: a one-cycle schedule peaking at 8e-3, label smoothing,
+    # and BatchNorm averages that keep up with a two-epoch run (PyTorch's 0.1, not Keras's
+    # 0.01). Chosen on the validation split as the shortest schedule above 89.5% there.
+    "fast": {
+        "epochs": 2,
+        "lr": 8e-3,
+        "schedule": "onecycle",
+        "label_smoothing": 0.1,
+        "bn_momentum": 0.1,
+        "select": "last",
+        "patience": 0,
+    },  # The seed CNN trained better: 30 epochs of one-cycle AdamW with decoupled weight decay,
+    # label smoothing and random mirroring; the epoch with the best validation accuracy.
+    # Chosen on the validation split against the same with random crops as well.
+    "tuned": {
+        "epochs": 30,
+        "lr": 4e-3,
+        "schedule": "onecycle",
+        "augment": "flip",
+        "label_smoothing": 0.1,
+        "weight_decay": 0.05,
+        "bn_momentum": 0.1,
+        "select": "val_acc",
+        "patience": 0,
+    },
+}
+
+
+class ConfigError(FmnistError):
+    pass
+
+
+def load_recipe(recipe: str) -> tuple[str, dict]:
+    """(name, settings) of a named preset or of a recipe file that `fmnist tune` wrote."""
+    if recipe in RECIPES:
+        return recipe, RECIPES[recipe]
+    path = Path(recipe)
+    if path.suffix != ".json" and not path.is_file():
+        raise ConfigError(
+            f"unknown recipe {recipe!r}; known recipes: {', '.join(RECIPES)}, "
+            "or a recipe .json file"
+        )
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{recipe}: no such recipe file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{recipe}: not a readable recipe file ({e})") from None
+    if (
+        not isinstance(obj, dict)
+        or obj.get("format") != RECIPE_FORMAT
+        or not isinstance(obj.get("settings"), dict)
+    ):
+        raise ConfigError(
+            f"{recipe}: not an fmnist recipe (a JSON object with format {RECIPE_FORMAT!r} "
+            "and a settings object, as fmnist tune writes)"
+        )
+    return path.stem, obj["settings"]
+
+
+def _check_names(settings: dict, where: str) -> None:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise ConfigError(f"unknown training setting(s){where}: {', '.join(unknown)}")
+
+
+def make_config(recipe: str = "seed", **overrides) -> TrainConfig:
+    """A recipe's preset (a name or a recipe file) with explicit settings (not None) on top."""
+    _check_names(overrides, "")
+    name, preset = load_recipe(recipe)
+    _check_names(preset, f" in {recipe}")
+    settings = {**preset, "recipe": name}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return check(TrainConfig(**settings))
+
+
+def config_from_record(settings: dict, where: str) -> TrainConfig:
+    """The TrainConfig a run directory's config.json recorded."""
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where}: no training settings recorded")
+    _check_names(settings, f" in {where}")
+    return check(TrainConfig(**settings))
+
+
+def check(cfg: TrainConfig) -> TrainConfig:
+    """Refuse settings of the wrong type or out of range, naming the setting."""
+    for f in dataclasses.fields(TrainConfig):
+        value, kind = getattr(cfg, f.name), type(f.default)
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(f"{f.name} must be {kind.__name__}, got {value!r}")
+    for name in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(
+                f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}"
+            )
+    if cfg.lr <= 0:
+        raise ConfigError(f"learning rate must be positive, got {cfg.lr}")
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {cfg.val_fraction}")
+    choices = {
+        "schedule": ("constant", "onecycle", "cosine"),
+        "augment": data.AUGMENTATIONS,
+        "select": ("val_loss", "val_acc", "last"),
+    }
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
+            )
+    if not 0.0 <= cfg.ema < 1.0 or not 0.0 <= cfg.warmup < 1.0:
+        raise ConfigError("ema and warmup must be in [0, 1)")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {cfg.device!r}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
+    return cfg
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)

@@ -1,0 +1,64 @@
+"""Several seeds of one configuration: a run directory each, then mean and spread."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from fmnist import FmnistError, data
+from fmnist.checkpoint import write_json
+from fmnist.config import TrainConfig
+from fmnist.rundir import prepare_run_dir
+from fmnist.train import RunResult, train
+
+
+def summarize(results: list[RunResult]) -> dict:
+    """Mean and sample standard deviation over runs of the figures that matter."""
+    out = {"n": len(results), "seeds": [r.config.seed for r in results]}
+    for key in ("test_accuracy", "val_accuracy", "train_s", "best_epoch"):
+        values = np.array([r.metrics[key] for r in results], dtype=float)
+        out[key] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "values": values.tolist(),
+        }
+    return out
+
+
+def train_seeds(
+    cfg: TrainConfig,
+    n: int,
+    out: str | os.PathLike | None = None,
+    dataset: data.FashionMNIST | None = None,
+    data_dir: str | None = None,
+    download: bool = True,
+    log=print,
+) -> tuple[Path, list[RunResult], dict]:
+    """`n` runs with seeds cfg.seed, cfg.seed + 1, ...; each keeps its own run directory
+    under `out`, and `out/summary.json` holds mean and standard deviation."""
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{cfg.model}-{cfg.recipe}-{n}seeds-{stamp}"
+    out = Path(out)
+    if (out / "summary.json").exists():
+        raise FmnistError(f"{out}: already holds a sweep; choose another --out or delete it")
+    for k in range(n):  # refuse before training anything
+        prepare_run_dir(out / f"seed{cfg.seed + k}", cfg)
+    if dataset is None:
+        dataset = data.load(data_dir, download=download)
+    results = []
+    for k in range(n):
+        seed_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
+        log(f"--- seed {seed_cfg.seed} ({k + 1} of {n}) ---")
+        results.append(train(seed_cfg, out / f"seed{seed_cfg.seed}", dataset=dataset, log=log))
+    summary = {
+        "config": dataclasses.asdict(cfg),
+        "runs": [r.run_dir.name for r in results],
+        **summarize(results),
+    }
+    write_json(out / "summary.json", summary)
+    return out, results, summary
