@@ -72,6 +72,20 @@ RECIPES: dict[str, dict] = {
         "select": "val_acc",
         "patience": 0,
     },
+    # Bigger models: random crops, mirroring and random erasing, a one-cycle schedule,
+    # label smoothing, decoupled weight decay and an average of the weights.
+    "best": {
+        "model": "wide_cnn",
+        "epochs": 35,
+        "lr": 3e-3,
+        "schedule": "onecycle",
+        "augment": "crop_flip_erase",
+        "label_smoothing": 0.1,
+        "weight_decay": 0.05,
+        "ema": 0.999,
+        "select": "val_acc",
+        "patience": 0,
+    },
 }
 
 
