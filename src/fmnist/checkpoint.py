@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fmnist import FmnistError
+from fmnist import FmnistError, read_json
 from fmnist.data import CLASSES
 from fmnist.models import ModelError, create_model, model_args
 
@@ -125,10 +125,7 @@ def save_model(
 
 def read_description(path: str | os.PathLike) -> dict:
     _, desc = resolve(path)
-    try:
-        info = json.loads(desc.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{desc}: not a readable model description ({e})") from None
+    info = read_json(desc, "model description", error=CheckpointError)
     if not isinstance(info, dict) or info.get("format") != FORMAT or "model" not in info:
         raise CheckpointError(f"{desc}: not an fmnist model description (format {FORMAT})")
     return info

@@ -198,12 +198,11 @@ def results_file(path: str | None, default: str):
     """Where a benchmark's JSON goes, checked before the (long) measurement starts."""
     from pathlib import Path
 
+    from fmnist.rundir import make_writable_dir
+
     out = Path(path or default)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".{out.name}.probe"
-        probe.write_text("")
-        probe.unlink()
+        make_writable_dir(out.parent)
     except OSError as e:
         raise FmnistError(f"{out}: cannot write the results ({e.strerror or e})") from None
     return out

@@ -6,13 +6,12 @@ Unknown settings, wrong types and values out of range are refused with the setti
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from fmnist import FmnistError, data
+from fmnist import FmnistError, data, read_json
 
 # A recipe file: {"format": RECIPE_FORMAT, "settings": {TrainConfig field: value, ...}, ...}
 RECIPE_FORMAT = "fmnist-recipe/1"
@@ -103,12 +102,7 @@ def load_recipe(recipe: str) -> tuple[str, dict]:
             f"unknown recipe {recipe!r}; known recipes: {', '.join(RECIPES)}, "
             "or a recipe .json file"
         )
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{recipe}: no such recipe file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{recipe}: not a readable recipe file ({e})") from None
+    obj = read_json(path, "recipe file", missing="no such recipe file", error=ConfigError)
     if (
         not isinstance(obj, dict)
         or obj.get("format") != RECIPE_FORMAT

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from fmnist import FmnistError
+from fmnist import FmnistError, read_json
 from fmnist.checkpoint import CheckpointError, load_state, save_state
 from fmnist.config import TrainConfig, config_from_record
 from fmnist.rundir import CHECKPOINT
@@ -129,12 +129,9 @@ def resume_config(run_dir: str | os.PathLike) -> TrainConfig:
     path = run_dir / "config.json"
     if (run_dir / "metrics.json").exists():
         raise FmnistError(f"{run_dir}: this run has finished; nothing to resume")
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FmnistError(f"{path}: no such file; give the directory of a run to resume") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FmnistError(f"{path}: not a readable run record ({e})") from None
+    record = read_json(
+        path, "run record", missing="no such file; give the directory of a run to resume"
+    )
     return config_from_record(record.get("config") if isinstance(record, dict) else None, path)
 
 

@@ -25,12 +25,24 @@ from fmnist.checkpoint import atomic_write
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def default_run_dir(cfg, tag: str) -> Path:
+    """runs/<model>-<recipe>-<tag>-<local time>, where a run goes without --out."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.model}-{cfg.recipe}-{tag}-{stamp}"
+
+
+def make_writable_dir(path: Path) -> None:
+    """Create `path` and prove a file can be written there (OSError otherwise), before
+    any long work whose results would go there."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / ".write-test"
+    probe.write_text("")
+    probe.unlink()
+
+
 def prepare_run_dir(out: str | os.PathLike | None, cfg) -> Path:
     """Create (or accept an empty) run directory; refuse to overwrite an earlier run."""
-    if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{cfg.model}-{cfg.recipe}-s{cfg.seed}-{stamp}"
-    out = Path(out)
+    out = Path(out) if out is not None else default_run_dir(cfg, f"s{cfg.seed}")
     if (out / "model.safetensors").exists() or (out / "metrics.json").exists():
         raise FmnistError(f"{out}: already holds a run; choose another --out or delete it")
     if (out / CHECKPOINT).exists():
@@ -39,10 +51,7 @@ def prepare_run_dir(out: str | os.PathLike | None, cfg) -> Path:
             "or choose another --out"
         )
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        make_writable_dir(out)
     except OSError as e:
         raise FmnistError(f"{out}: cannot write the run directory ({e.strerror or e})") from None
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from fmnist import FmnistError, data
 from fmnist.checkpoint import write_json
 from fmnist.config import TrainConfig
-from fmnist.rundir import prepare_run_dir
+from fmnist.rundir import default_run_dir, prepare_run_dir
 from fmnist.train import RunResult, train
 
 
@@ -40,10 +39,7 @@ def train_seeds(
 ) -> tuple[Path, list[RunResult], dict]:
     """`n` runs with seeds cfg.seed, cfg.seed + 1, ...; each keeps its own run directory
     under `out`, and `out/summary.json` holds mean and standard deviation."""
-    if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{cfg.model}-{cfg.recipe}-{n}seeds-{stamp}"
-    out = Path(out)
+    out = Path(out) if out is not None else default_run_dir(cfg, f"{n}seeds")
     if (out / "summary.json").exists():
         raise FmnistError(f"{out}: already holds a sweep; choose another --out or delete it")
     for k in range(n):  # refuse before training anything
