@@ -98,6 +98,16 @@ def test_training_figures_mark_best_epoch_and_early_stop():
     assert_not_blank(plots.learning_rate(HISTORY), min_std=10, min_ink=0.01)
 
 
+def test_training_curves_without_a_validation_split():
+    # history.csv of an all_data run: the validation columns are blank
+    rows = [{**r, "val_loss": "", "val_acc": ""} for r in HISTORY]
+    fig = plots.training_curves(rows, best_epoch=6)
+    assert_not_blank(fig, min_ink=0.01)
+    for ax in fig.axes:
+        assert [ln.get_label() for ln in ax.lines if ln.get_label()[0] != "_"] == ["train"]
+        assert "no validation split" in ax.get_title()
+
+
 def test_confusion_matrix_shows_sklearns_numbers():
     y, logits, pred = fake_predictions()
     import torch

@@ -146,3 +146,58 @@ def test_several_seeds_give_mean_and_spread(dataset, tmp_path):
     assert saved["n"] == 2 and saved["runs"] == ["seed0", "seed1"]
     with pytest.raises(FmnistError, match="already holds a sweep"):
         train_seeds(cfg, 2, out=out, dataset=dataset, log=lambda *a: None)
+
+
+def test_all_data_trains_on_every_image_for_a_fixed_count(dataset, tmp_path):
+    cfg = make_config("tuned", all_data=True, epochs=2, train_limit=3000, batch_size=64)
+    assert (cfg.select, cfg.patience) == ("last", 0)  # no validation to select or stop on
+    with pytest.raises(ConfigError, match="no validation split"):
+        make_config("seed", all_data=True, patience=5)
+    result = train(cfg, out=tmp_path / "all", dataset=dataset, log=lambda *a: None)
+    record = json.loads((tmp_path / "all" / "config.json").read_text())
+    assert record["config"]["all_data"] and record["data"]["n_val"] == 0
+    assert record["data"]["n_train"] == 3000
+    m = result.metrics
+    assert m["all_data"] and m["val_accuracy"] is None and m["best_epoch"] == m["epochs"] == 2
+    assert m["test_accuracy"] > 0.5
+    rows = list(csv.DictReader(open(tmp_path / "all" / "history.csv")))
+    assert [r["val_acc"] for r in rows] == ["", ""] and float(rows[1]["train_acc"]) > 0.5
+    from fmnist.data import run_split
+
+    # the subset is drawn from all 60,000 images, not from a split's training part
+    train_idx, val_idx = run_split(dataset.train_labels, 0.2, 0, 3000, all_data=True)
+    assert len(val_idx) == 0 and len(train_idx) == 3000
+    stratified, _ = run_split(dataset.train_labels, 0.2, 0, 3000)
+    assert not np.array_equal(train_idx, stratified)
+
+
+def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(dataset, tmp_path):
+    torch.manual_seed(0)
+    model = create_model("wide_cnn")
+    images = torch.from_numpy(dataset.train_images[:64])
+    labels = torch.from_numpy(dataset.train_labels[:64]).long()
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        m = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        cfg = make_config("best", precision=precision, channels_last=True)
+        loss, logits = train_step(m, build_optimizer(m, cfg), images, labels, cfg)
+        losses[precision] = float(loss)
+        if precision == "bf16":
+            assert logits.dtype == torch.bfloat16
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
+
+    cfg = make_config(
+        "best", precision="bf16", channels_last=True, epochs=2, train_limit=3000, batch_size=64
+    )
+    result = train(cfg, out=tmp_path / "bf16", dataset=dataset, log=lambda *a: None)
+    assert result.metrics["test_accuracy"] > 0.6
+    # the saved weights are fp32; bf16 and fp32 inference agree on nearly every image
+    assert all(
+        v.dtype == torch.float32
+        for v in result.model.state_dict().values()
+        if v.is_floating_point()
+    )
+    x = dataset.test_images[:1000]
+    fp32 = infer(result.model, x).argmax(1)
+    bf16 = infer(result.model, x, precision="bf16").argmax(1)
+    assert (fp32 == bf16).float().mean() > 0.97

@@ -48,7 +48,10 @@ def cmd_models(args) -> int:
     return 0
 
 
-SETTING_FLAGS = ("model", "epochs", "batch_size", "lr", "seed", "patience", "train_limit")
+SETTING_FLAGS = (
+    "model", "epochs", "batch_size", "lr", "seed", "patience", "train_limit", "precision",
+    "channels_last", "all_data",
+)  # fmt: skip
 
 
 def cmd_train(args) -> int:
@@ -334,7 +337,25 @@ def build_parser() -> Parser:
     )
     sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
     sp.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="bf16: convolutions and matmuls in bfloat16 under autocast (default: the recipe's)",
+    )
+    sp.add_argument(
+        "--channels-last",
+        action="store_const",
+        const=True,
+        help="NHWC activations (default: the recipe's)",
+    )
+    sp.add_argument(
         "--train-limit", type=int, help="train on the first N images only (default: all)"
+    )
+    sp.add_argument(
+        "--all-data",
+        action="store_const",
+        const=True,
+        help="train on all 60,000 training images for exactly --epochs epochs (chosen on "
+        "validation beforehand), keeping the last; no validation split",
     )
     sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
     sp.add_argument(

@@ -28,6 +28,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # decoupled (AdamW) weight decay
     label_smoothing: float = 0.0  # cross-entropy target smoothing
     val_fraction: float = 0.2  # stratified share of the 60,000 training images held out
+    all_data: bool = False  # train on all 60,000 for exactly `epochs`; no validation split
     schedule: str = "constant"  # learning rate per step: constant | onecycle | cosine
     warmup: float = 0.0  # share of all steps spent warming up (onecycle, cosine)
     augment: str = "none"  # batch augmentation: none | flip | crop_flip | crop_flip_erase
@@ -39,6 +40,8 @@ class TrainConfig:
     device: str = "auto"  # cpu | cuda | auto
     train_limit: int = 0  # use only the first N images of the training split; 0 = all (smoke runs)
     eval_batch_size: int = 1000  # images per inference batch
+    precision: str = "fp32"  # fp32 | bf16: convolutions and matmuls in bfloat16, weights in fp32
+    channels_last: bool = False  # NHWC activations (pays for wider models under bf16 on CPUs)
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over all processes (CUDA only)
 
 
@@ -128,6 +131,10 @@ def make_config(recipe: str = "seed", **overrides) -> TrainConfig:
     name, preset = load_recipe(recipe)
     _check_names(preset, f" in {recipe}")
     settings = {**preset, "recipe": name}
+    if overrides.get("all_data"):
+        # no validation split: nothing to select an epoch or stop early on; the epoch count
+        # is the one chosen on validation beforehand
+        settings.update(select="last", patience=0)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return check(TrainConfig(**settings))
 
@@ -162,12 +169,18 @@ def check(cfg: TrainConfig) -> TrainConfig:
         "schedule": ("constant", "onecycle", "cosine"),
         "augment": data.AUGMENTATIONS,
         "select": ("val_loss", "val_acc", "last"),
+        "precision": ("fp32", "bf16"),
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ConfigError(
                 f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
             )
+    if cfg.all_data and (cfg.select != "last" or cfg.patience):
+        raise ConfigError(
+            "all_data trains on every training image and has no validation split: it needs "
+            "select 'last' and patience 0 (a fixed number of epochs)"
+        )
     if not 0.0 <= cfg.ema < 1.0 or not 0.0 <= cfg.warmup < 1.0:
         raise ConfigError("ema and warmup must be in [0, 1)")
     if cfg.device not in ("auto", "cpu", "cuda"):

@@ -336,6 +336,26 @@ def stratified_split(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+def run_split(
+    labels: np.ndarray,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    train_limit: int = 0,
+    all_data: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation indices a run uses: the stratified split (or, with
+    all_data, every training image and no validation), then a seeded random subset of
+    train_limit images of the training part, so every class keeps its share."""
+    if all_data:
+        train_idx, val_idx = np.arange(len(labels)), np.arange(0)
+    else:
+        train_idx, val_idx = stratified_split(labels, val_fraction, seed)
+    if train_limit:
+        pick = np.random.default_rng(seed).permutation(len(train_idx))[:train_limit]
+        train_idx = np.sort(train_idx[pick])
+    return train_idx, val_idx
+
+
 def class_counts(labels: np.ndarray) -> np.ndarray:
     return np.bincount(labels, minlength=len(CLASSES))
 

@@ -10,6 +10,11 @@ from torch import nn
 from fmnist.data import CLASSES
 
 
+def autocast(device: torch.device, precision: str = "fp32"):
+    """bfloat16 autocast for precision "bf16" (a no-op context for "fp32")."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def to_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
     return images.unsqueeze(1).float().div_(255.0)
@@ -22,18 +27,21 @@ def infer(
     batch_size: int = 1000,
     tta: bool = False,
     device: str | torch.device | None = None,
+    precision: str = "fp32",
 ) -> torch.Tensor:
-    """Logits (N, 10) on the CPU. With tta, the mean of the logits of the image and its mirror."""
-    device = device or next(model.parameters()).device
+    """Logits (N, 10) on the CPU. With tta, the mean of the logits of the image and its mirror;
+    with precision "bf16", computed under bfloat16 autocast."""
+    device = torch.device(device or next(model.parameters()).device)
     images = torch.as_tensor(images)
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
         x = to_input(images[i : i + batch_size].to(device))
-        logits = model(x)
-        if tta:
-            logits = (logits + model(x.flip(-1))) / 2
+        with autocast(device, precision):
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(x.flip(-1)).float()) / 2
         out.append(logits.float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, len(CLASSES))

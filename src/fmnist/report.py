@@ -142,12 +142,13 @@ class Figure:
 def run_splits(run: Run, ds: data.FashionMNIST) -> tuple[np.ndarray, np.ndarray]:
     """The run's own training and validation indices, rebuilt from its settings."""
     cfg = run.config["config"]
-    train_idx, val_idx = data.stratified_split(
-        ds.train_labels, cfg.get("val_fraction", 0.2), cfg.get("seed", 0)
+    return data.run_split(
+        ds.train_labels,
+        cfg.get("val_fraction", 0.2),
+        cfg.get("seed", 0),
+        cfg.get("train_limit", 0),
+        cfg.get("all_data", False),
     )
-    if cfg.get("train_limit"):
-        train_idx = train_idx[: cfg["train_limit"]]
-    return train_idx, val_idx
 
 
 def augmented(images: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -164,6 +165,8 @@ def data_figures(ds: data.FashionMNIST, train_idx, val_idx, seed: int = 0):
         [np.flatnonzero(y == c)[0] for c in range(len(data.CLASSES)) if (y == c).any()]
     )
     splits = {"train": y, "validation": ds.train_labels[val_idx], "test": ds.test_labels}
+    if not len(val_idx):
+        del splits["validation"]
     yield (
         "sample_images",
         "Samples of every class",
@@ -212,12 +215,27 @@ def build_figures(
         add("data", *item)
 
     m = run.metrics
+    cfg = run.config["config"]
+    kept = {
+        "val_loss": "the lowest validation loss",
+        "val_acc": "the highest validation accuracy",
+    }.get(cfg.get("select", "val_loss"), "the last epoch")
+    if cfg.get("all_data"):
+        intro = (
+            "Training loss and accuracy per epoch, on all 60,000 training images (no "
+            f"validation split). The weights kept are those of epoch {m.get('best_epoch')}, "
+            "the last"
+        )
+    else:
+        intro = (
+            "Train against validation per epoch. The weights kept are those of epoch "
+            f"{m.get('best_epoch')}, {kept}"
+        )
     add(
         "training",
         "training_curves",
         "Loss and accuracy",
-        f"Train against validation per epoch. The weights kept are those of epoch "
-        f"{m.get('best_epoch')}, the lowest validation loss"
+        intro
         + (
             f"; training stopped early after {m.get('epochs')} epochs."
             if m.get("stopped_early")

@@ -19,6 +19,8 @@ def summarize(results: list[RunResult]) -> dict:
     """Mean and sample standard deviation over runs of the figures that matter."""
     out = {"n": len(results), "seeds": [r.config.seed for r in results]}
     for key in ("test_accuracy", "val_accuracy", "train_s", "best_epoch"):
+        if any(r.metrics.get(key) is None for r in results):
+            continue  # no validation figures when trained on all the data
         values = np.array([r.metrics[key] for r in results], dtype=float)
         out[key] = {
             "mean": float(values.mean()),

@@ -59,7 +59,10 @@ class Tracker:
         return self.run_id
 
     def epoch(self, epoch: int, model, train_s, row: dict) -> None:
-        self._metrics({name: row[name] for name in EPOCH_METRICS}, step=int(epoch))
+        self._metrics(
+            {name: row[name] for name in EPOCH_METRICS if row.get(name) is not None},
+            step=int(epoch),
+        )
 
     def _metrics(self, values: dict, step: int = 0) -> None:
         now = int(time.time() * 1000)
@@ -68,7 +71,7 @@ class Tracker:
 
     def finish(self, run_dir: Path, metrics: dict) -> None:
         names = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_s")
-        self._metrics({name: metrics[name] for name in names})
+        self._metrics({name: metrics[name] for name in names if metrics.get(name) is not None})
         for name in RUN_FILES + ("report.html",):
             if (run_dir / name).is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / name))

@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,7 +32,7 @@ from fmnist.config import (  # noqa: F401 (the names other stages import from he
     make_config,
     resolve_device,
 )
-from fmnist.evaluate import evaluate_logits, infer, to_input
+from fmnist.evaluate import autocast, evaluate_logits, infer, to_input
 from fmnist.models import count_parameters, create_model, summary
 from fmnist.resume import resume_config  # noqa: F401
 from fmnist.rundir import (  # noqa: F401
@@ -65,8 +64,9 @@ def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def train_step(model, optimizer, images, labels, cfg):
     """One optimizer step on a uint8 batch; returns the (detached) loss and logits."""
-    logits = model(to_input(images))
-    loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+    with autocast(images.device, cfg.precision):
+        logits = model(to_input(images))
+        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -222,10 +222,9 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    train_idx, val_idx = data.stratified_split(dataset.train_labels, cfg.val_fraction, cfg.seed)
-    if cfg.train_limit:  # a seeded random subset, so every class keeps its share
-        pick = np.random.default_rng(cfg.seed).permutation(len(train_idx))[: cfg.train_limit]
-        train_idx = np.sort(train_idx[pick])
+    train_idx, val_idx = data.run_split(
+        dataset.train_labels, cfg.val_fraction, cfg.seed, cfg.train_limit, cfg.all_data
+    )
     x_train = torch.from_numpy(dataset.train_images[train_idx]).to(device)
     y_train = torch.from_numpy(dataset.train_labels[train_idx]).to(device)
     x_val = dataset.train_images[val_idx]
@@ -239,6 +238,8 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
     if cfg.sync_bn and ctx.active:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     net = model
     if ctx.active:
         ids = [device.index] if device.type == "cuda" else None
@@ -299,23 +300,30 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         fit_s = time.perf_counter() - t0
         judged = ema.model if ema is not None else model
         if lead:
-            val = evaluate_logits(infer(judged, x_val, cfg.eval_batch_size), y_val)
+            val = {"test_loss": None, "test_accuracy": None}
+            if len(x_val):
+                val = evaluate_logits(
+                    infer(judged, x_val, cfg.eval_batch_size, precision=cfg.precision), y_val
+                )
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
             row = {
                 "epoch": epoch,
                 "train_loss": round(train_loss, 6),
                 "train_acc": round(train_acc, 6),
-                "val_loss": round(val["test_loss"], 6),
-                "val_acc": round(val["test_accuracy"], 6),
+                "val_loss": None if val["test_loss"] is None else round(val["test_loss"], 6),
+                "val_acc": None if val["test_accuracy"] is None else round(val["test_accuracy"], 6),
                 "lr": lr,
                 "epoch_s": round(epoch_s, 3),
                 "images_per_s": round(len(x_train) / fit_s, 1),
             }
             history.append(row)
-            score = {"val_loss": -val["test_loss"], "val_acc": val["test_accuracy"]}.get(
-                cfg.select, epoch
-            )
+            if cfg.select == "val_loss":
+                score = -val["test_loss"]
+            elif cfg.select == "val_acc":
+                score = val["test_accuracy"]
+            else:
+                score = epoch
             improved = best["score"] is None or score > best["score"]
             if improved:
                 best = {
@@ -325,11 +333,15 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
                     "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in judged.state_dict().items()},
                 }
+            shown = (
+                f"  val loss {val['test_loss']:.4f} acc {val['test_accuracy']:.2%}"
+                if len(x_val)
+                else ""
+            )
             log(
                 f"epoch {epoch:>2}/{cfg.epochs}  train loss {train_loss:.4f} acc "
-                f"{train_acc:.2%}  val loss {val['test_loss']:.4f} acc "
-                f"{val['test_accuracy']:.2%}  {epoch_s:.1f}s  {row['images_per_s']:,.0f} img/s"
-                + ("  *" if improved else "")
+                f"{train_acc:.2%}{shown}  {epoch_s:.1f}s  {row['images_per_s']:,.0f} img/s"
+                + ("  *" if improved and len(x_val) else "")
             )
             stop = bool(cfg.patience) and epoch - best["epoch"] >= cfg.patience
         stop = distributed.agree(stop, ctx, device)
@@ -375,6 +387,7 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         "best_epoch": best["epoch"],
         "epochs": len(history),
         "stopped_early": stop and len(history) < cfg.epochs,
+        "all_data": cfg.all_data,
         "train_s": round(train_s, 2),
         "parameters": trainable,
         "non_trainable": stats,

@@ -113,6 +113,8 @@ def run(
     log=print,
 ):
     """Run `trials` trials in this process (others may run beside it); returns the study."""
+    if base.all_data:
+        raise FmnistError("tuning scores trials on the validation split; drop all_data")
     optuna = _optuna()
     out = Path(out)
     try:

@@ -11,10 +11,15 @@ from fmnist.plots.common import TRAIN_COLOR, VAL_COLOR, figure
 
 
 def columns(history: Sequence[Mapping]) -> dict[str, np.ndarray]:
-    """history.csv rows (strings or numbers) -> one float array per column."""
+    """history.csv rows (strings or numbers) -> one float array per column; a blank or
+    missing figure (no validation split) is NaN."""
     if not history:
         raise ValueError("the training history is empty")
-    return {k: np.array([float(row[k]) for row in history]) for k in history[0]}
+
+    def number(value) -> float:
+        return float("nan") if value in ("", None) else float(value)
+
+    return {k: np.array([number(row.get(k)) for row in history]) for k in history[0]}
 
 
 def training_curves(
@@ -29,8 +34,11 @@ def training_curves(
     panels = ((ax_loss, "loss", "cross-entropy loss", 1.0), (ax_acc, "acc", "accuracy (%)", 100.0))
     for ax, key, ylabel, scale in panels:
         ax.plot(epochs, h[f"train_{key}"] * scale, "o-", color=TRAIN_COLOR, ms=4, label="train")
-        ax.plot(epochs, h[f"val_{key}"] * scale, "s-", color=VAL_COLOR, ms=4, label="validation")
-        if best_epoch:
+        val = h[f"val_{key}"] * scale
+        validated = not np.isnan(val).all()
+        if validated:
+            ax.plot(epochs, val, "s-", color=VAL_COLOR, ms=4, label="validation")
+        if best_epoch and validated:
             best = h[f"val_{key}"][epochs == best_epoch] * scale
             ax.axvline(best_epoch, color="0.3", ls="--", lw=1, label=f"best epoch {best_epoch}")
             if len(best):
@@ -49,8 +57,9 @@ def training_curves(
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    ax_loss.set_title("Loss: train vs validation")
-    ax_acc.set_title("Accuracy: train vs validation")
+    against = " vs validation" if not np.isnan(h["val_loss"]).all() else " (no validation split)"
+    ax_loss.set_title("Loss: train" + against)
+    ax_acc.set_title("Accuracy: train" + against)
     ax_loss.legend(loc="best")
     ax_acc.legend(loc="best")
     note = "stopped early" if stopped_early else "ran all epochs"
