@@ -187,10 +187,19 @@ def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(dataset, tmp_path):
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
 
     cfg = make_config(
-        "best", precision="bf16", channels_last=True, epochs=2, train_limit=3000, batch_size=64
+        "best",
+        precision="bf16",
+        channels_last=True,
+        epochs=2,
+        train_limit=3000,
+        batch_size=64,
+        tta=True,
     )
     result = train(cfg, out=tmp_path / "bf16", dataset=dataset, log=lambda *a: None)
     assert result.metrics["test_accuracy"] > 0.6
+    mirrored = infer(result.model, dataset.test_images, tta=True).argmax(1).numpy()
+    tta = float((mirrored == dataset.test_labels).mean())
+    assert result.metrics["test_accuracy_tta"] == pytest.approx(tta)
     # the saved weights are fp32; bf16 and fp32 inference agree on nearly every image
     assert all(
         v.dtype == torch.float32

@@ -142,7 +142,17 @@ def train_several(cfg, args) -> int:
         f"\ntest accuracy {acc['mean']:.2%} ± {acc['std']:.2%} over {summary['n']} seeds "
         f"({', '.join(f'{v:.2%}' for v in acc['values'])}); training {t['mean']:.1f} s each"
     )
+    if "test_accuracy_tta" in summary:
+        tta = summary["test_accuracy_tta"]
+        print(f"with the mirror image: {tta['mean']:.2%} ± {tta['std']:.2%}")
     print(f"runs: {out} (summary.json)")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from fmnist import results
+
+    print(results.table([results.read(p) for p in args.records]))
     return 0
 
 
@@ -405,6 +415,17 @@ def build_parser() -> Parser:
     )
     data_flags(sp)
     sp.set_defaults(func=cmd_tune)
+
+    sp = sub.add_parser(
+        "results", help="the results table (Markdown) from sweeps, run directories, models"
+    )
+    sp.add_argument(
+        "records",
+        nargs="+",
+        metavar="RECORD",
+        help="a sweep's summary.json, a run directory, or a model description (.json)",
+    )
+    sp.set_defaults(func=cmd_results)
 
     sp = sub.add_parser("evaluate", help="test-set accuracy, per-class report, confusion matrix")
     sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")

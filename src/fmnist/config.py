@@ -40,6 +40,7 @@ class TrainConfig:
     device: str = "auto"  # cpu | cuda | auto
     train_limit: int = 0  # use only the first N images of the training split; 0 = all (smoke runs)
     eval_batch_size: int = 1000  # images per inference batch
+    tta: bool = False  # also report test accuracy averaged with the mirror image (never selects)
     precision: str = "fp32"  # fp32 | bf16: convolutions and matmuls in bfloat16, weights in fp32
     channels_last: bool = False  # NHWC activations (pays for wider models under bf16 on CPUs)
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over all processes (CUDA only)

@@ -11,14 +11,14 @@ import numpy as np
 from fmnist import FmnistError, data
 from fmnist.checkpoint import write_json
 from fmnist.config import TrainConfig
-from fmnist.rundir import default_run_dir, prepare_run_dir
+from fmnist.rundir import default_run_dir, environment, prepare_run_dir
 from fmnist.train import RunResult, train
 
 
 def summarize(results: list[RunResult]) -> dict:
     """Mean and sample standard deviation over runs of the figures that matter."""
     out = {"n": len(results), "seeds": [r.config.seed for r in results]}
-    for key in ("test_accuracy", "val_accuracy", "train_s", "best_epoch"):
+    for key in ("test_accuracy", "test_accuracy_tta", "val_accuracy", "train_s", "best_epoch"):
         if any(r.metrics.get(key) is None for r in results):
             continue  # no validation figures when trained on all the data
         values = np.array([r.metrics[key] for r in results], dtype=float)
@@ -56,6 +56,9 @@ def train_seeds(
     summary = {
         "config": dataclasses.asdict(cfg),
         "runs": [r.run_dir.name for r in results],
+        "parameters": results[0].metrics["parameters"],
+        "device": results[0].metrics["device"],
+        "environment": environment(),
         **summarize(results),
     }
     write_json(out / "summary.json", summary)

@@ -379,6 +379,9 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
     test = evaluate_logits(
         infer(model, dataset.test_images, cfg.eval_batch_size), dataset.test_labels
     )
+    if cfg.tta:
+        mirrored = infer(model, dataset.test_images, cfg.eval_batch_size, tta=True)
+        tta_accuracy = evaluate_logits(mirrored, dataset.test_labels)["test_accuracy"]
     metrics = {
         "test_accuracy": test["test_accuracy"],
         "test_loss": test["test_loss"],
@@ -388,6 +391,7 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         "epochs": len(history),
         "stopped_early": stop and len(history) < cfg.epochs,
         "all_data": cfg.all_data,
+        **({"test_accuracy_tta": tta_accuracy} if cfg.tta else {}),
         "train_s": round(train_s, 2),
         "parameters": trainable,
         "non_trainable": stats,
@@ -402,7 +406,8 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
     log(
         f"test accuracy {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f}) "
-        f"with the weights of epoch {best['epoch']}; trained {train_s:.1f}s"
+        + (f"({tta_accuracy:.2%} with the mirror image) " if cfg.tta else "")
+        + f"with the weights of epoch {best['epoch']}; trained {train_s:.1f}s"
     )
     distributed.barrier(ctx)
     return RunResult(run_dir, model, cfg, history, metrics)

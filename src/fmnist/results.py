@@ -1,0 +1,146 @@
+"""The results table, read from run records: sweeps' summary.json, run directories and
+model descriptions."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from fmnist import FmnistError, read_json
+from fmnist.config import RECIPES, TrainConfig
+
+# TrainConfig fields that `fmnist train` takes as flags; a bool is a flag without a value
+FLAGS = {
+    "model": "--model",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "patience": "--patience",
+    "seed": "--seed",
+    "train_limit": "--train-limit",
+    "precision": "--precision",
+    "channels_last": "--channels-last",
+    "all_data": "--all-data",
+}
+
+
+class ResultsError(FmnistError):
+    pass
+
+
+def command(config: dict, n: int = 1) -> str:
+    """The `fmnist train` line that gives these settings: the recipe, then every flag whose
+    value differs from the recipe's."""
+    recipe = config.get("recipe", "seed")
+    preset = {**dataclasses.asdict(TrainConfig()), **RECIPES.get(recipe, {})}
+    parts = ["fmnist train"] + ([f"--recipe {recipe}"] if recipe != "seed" else [])
+    if config.get("all_data"):
+        preset.update(select="last", patience=0)  # what --all-data implies
+    for field, flag in FLAGS.items():
+        value = config.get(field, preset[field])
+        if value == preset[field]:
+            continue
+        if isinstance(value, bool):
+            parts.append(flag)
+        else:
+            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    if n > 1:
+        parts.append(f"--seeds {n}")
+    return " ".join(parts)
+
+
+def machine(env: dict | None, device: str | None) -> str:
+    if not env:
+        return "-"
+    if device and device.startswith("cuda") and env.get("cuda"):
+        where = env["cuda"]
+    else:
+        where = f"{env.get('cpu', '?')}, {env.get('cpu_count', '?')} cores"
+    return f"{where}, torch {str(env.get('torch', '?')).split('+')[0]}"
+
+
+def _figure(summary: dict, key: str) -> dict | None:
+    """{mean, std, values} of a sweep's figure, or None when its runs did not record it."""
+    fig = summary.get(key)
+    return fig if isinstance(fig, dict) and "mean" in fig else None
+
+
+def read(path: str | Path) -> dict:
+    """One table row from a sweep's summary.json, a run directory (or its metrics.json),
+    or a model description such as models/fashion_mnist_model.json."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "summary.json").is_file():
+            path = path / "summary.json"
+        else:
+            path = path / "metrics.json"
+    obj = read_json(path, "results record", missing="no such record", error=ResultsError)
+    if not isinstance(obj, dict):
+        raise ResultsError(f"{path}: not a results record")
+    if "n" in obj and _figure(obj, "test_accuracy"):  # a sweep's summary.json
+        test, tta = _figure(obj, "test_accuracy"), _figure(obj, "test_accuracy_tta")
+        return {
+            "config": obj.get("config", {}),
+            "n": obj["n"],
+            "test": test["values"],
+            "tta": tta["values"] if tta else None,
+            "train_s": obj["train_s"]["mean"],
+            "parameters": obj.get("parameters"),
+            "machine": machine(obj.get("environment"), obj.get("device")),
+        }
+    if "metrics" in obj and "record" in obj:  # a model description
+        metrics, record = obj["metrics"], obj["record"]
+    elif "test_accuracy" in obj and (path.parent / "config.json").is_file():  # metrics.json
+        metrics = obj
+        record = read_json(path.parent / "config.json", "run record", error=ResultsError)
+    else:
+        raise ResultsError(f"{path}: not a sweep summary, a run directory or a model description")
+    return {
+        "config": record.get("config", {}),
+        "n": 1,
+        "test": [metrics["test_accuracy"]],
+        "tta": [metrics["test_accuracy_tta"]] if "test_accuracy_tta" in metrics else None,
+        "train_s": metrics["train_s"],
+        "parameters": metrics.get("parameters"),
+        "machine": machine(record.get("environment"), metrics.get("device")),
+    }
+
+
+def parameters(model: str | None) -> int | None:
+    """Trainable parameters of a registered model (for records that predate the field)."""
+    from fmnist.models import count_parameters, create_model, list_models
+
+    return count_parameters(create_model(model))[0] if model in list_models() else None
+
+
+def accuracy(values: list[float] | None) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2%}"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    each = ", ".join(f"{100 * v:.2f}" for v in values)
+    return f"{mean:.2%} ± {std:.2%} ({len(values)} seeds: {each})"
+
+
+def table(rows: list[dict]) -> str:
+    """A Markdown table: model, parameters, recipe, test accuracy (mean ± sample std over
+    seeds), with flip test-time augmentation, training time per run, machine, command."""
+    lines = [
+        "| model | parameters | recipe | test accuracy | with flip TTA | training time "
+        "| machine | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cfg = r["config"]
+        params = r["parameters"] or parameters(cfg.get("model"))
+        params = f"{params:,}" if params else "-"
+        lines.append(
+            f"| `{cfg.get('model', '?')}` | {params} | `{cfg.get('recipe', '?')}`"
+            + (" (all 60,000)" if cfg.get("all_data") else "")
+            + f" | {accuracy(r['test'])} | {accuracy(r['tta'])} | {r['train_s']:,.0f} s"
+            + (" each" if r["n"] > 1 else "")
+            + f" | {r['machine']} | `{command(cfg, r['n'])}` |"
+        )
+    return "\n".join(lines)
