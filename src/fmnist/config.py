@@ -76,10 +76,13 @@ RECIPES: dict[str, dict] = {
         "patience": 0,
     },
     # Bigger models: random crops, mirroring and random erasing, a one-cycle schedule,
-    # label smoothing, decoupled weight decay and an average of the weights.
+    # label smoothing, decoupled weight decay and an average of the weights; bfloat16
+    # convolutions on NHWC activations (2.3x the images/s of fp32 for wide_cnn on a CPU with
+    # AVX-512 BF16), which buys 80 epochs in under 25 minutes on 2 cores. Test accuracy
+    # with the mirror image is recorded beside the plain figure.
     "best": {
         "model": "wide_cnn",
-        "epochs": 35,
+        "epochs": 80,
         "lr": 3e-3,
         "schedule": "onecycle",
         "augment": "crop_flip_erase",
@@ -88,6 +91,9 @@ RECIPES: dict[str, dict] = {
         "ema": 0.999,
         "select": "val_acc",
         "patience": 0,
+        "precision": "bf16",
+        "channels_last": True,
+        "tta": True,
     },
 }
 
