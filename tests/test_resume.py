@@ -88,11 +88,14 @@ def test_sigkill_then_resume_ends_like_the_uninterrupted_run(dataset, tmp_path, 
     assert cli.main(["train", "--resume", str(run)]) == 2  # finished: nothing to resume
 
 
-def test_resume_restores_every_piece_of_state(dataset, tmp_path, one_thread):
-    """EMA, augmentation, dropout and a cosine schedule with warm-up, stopped after epoch 1."""
+@pytest.mark.parametrize("layout", ["fp32", "bf16 channels-last"])
+def test_resume_restores_every_piece_of_state(dataset, tmp_path, one_thread, layout):
+    """EMA, augmentation, dropout and a cosine schedule with warm-up, stopped after epoch 1;
+    also in bfloat16 on NHWC activations, whose optimizer moments must get their layout back."""
     cfg = make_config(
         "seed", epochs=3, train_limit=800, batch_size=32, ema=0.9, augment="crop_flip_erase",
         schedule="cosine", warmup=0.2, weight_decay=0.01, select="val_acc", device="cpu",
+        precision="bf16" if "bf16" in layout else "fp32", channels_last="last" in layout,
     )  # fmt: skip
     whole = train(cfg, out=tmp_path / "whole", dataset=dataset, log=quiet)
 

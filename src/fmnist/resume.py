@@ -94,6 +94,17 @@ def load(run_dir: Path) -> tuple[dict, dict]:
     return load_state(path)
 
 
+def match_layouts(optimizer) -> None:
+    """Give each moment its parameter's memory layout (NHWC under channels_last): the
+    checkpoint holds them dense, and the fused optimizer walks parameter and moments as
+    flat memory side by side."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    optimizer.state[p][name] = torch.empty_like(p).copy_(value)
+
+
 def restore(tensors: dict, record: dict, *, model, optimizer, scheduler, ema, world, rank,
             order_generator, rank_generators):  # fmt: skip
     """Put a checkpoint's state back; returns (epoch, history, best, train_s, stop)."""
@@ -105,6 +116,7 @@ def restore(tensors: dict, record: dict, *, model, optimizer, scheduler, ema, wo
     try:
         model.load_state_dict(_unprefixed("model", tensors))
         optimizer.load_state_dict(_optimizer_state(tensors, record["optimizer"]))
+        match_layouts(optimizer)
         if scheduler is not None:
             scheduler.load_state_dict(record["scheduler"])
         if ema is not None:

@@ -103,6 +103,14 @@ def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     return None
 
 
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AVX-512 BF16 or AMX), not emulated."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class EMA:
     """An exponential moving average of the weights (BatchNorm statistics copied as they are)."""
 
@@ -263,6 +271,9 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         f"{len(val_idx)} validation images, device {device}, {torch.get_num_threads()} threads"
         + (f", {ctx.world} processes" if ctx.active else "")
     )
+
+    if cfg.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        log("note: this CPU has no native bfloat16 arithmetic; --precision fp32 may be faster")
 
     history: list[dict] = []
     best = {"score": None, "epoch": 0, "state": None}
