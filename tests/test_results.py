@@ -9,6 +9,7 @@ import pytest
 
 from fmnist import results
 from fmnist.cli import build_parser
+from fmnist.config import SETTING_FLAGS
 from fmnist.train import make_config
 
 
@@ -25,8 +26,6 @@ def test_command_gives_back_the_settings(recipe, overrides, n):
     cfg = make_config(recipe, **overrides)
     line = results.command(cfg.__dict__, n)
     args = build_parser().parse_args(shlex.split(line)[1:])
-    from fmnist.cli import SETTING_FLAGS
-
     again = make_config(args.recipe, **{f: getattr(args, f) for f in SETTING_FLAGS})
     assert again == cfg
     assert args.seeds == n

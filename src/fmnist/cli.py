@@ -49,14 +49,9 @@ def cmd_models(args) -> int:
     return 0
 
 
-SETTING_FLAGS = (
-    "model", "epochs", "batch_size", "lr", "seed", "patience", "train_limit", "precision",
-    "channels_last", "all_data",
-)  # fmt: skip
-
-
 def cmd_train(args) -> int:
     from fmnist import distributed
+    from fmnist.config import SETTING_FLAGS
     from fmnist.train import make_config, resume_config, train
 
     if args.resume:

@@ -46,6 +46,13 @@ class TrainConfig:
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over all processes (CUDA only)
 
 
+# The settings `fmnist train` takes as flags (--batch-size for batch_size; a bool is a flag
+# without a value); the rest come from the recipe.
+SETTING_FLAGS = (
+    "model", "epochs", "batch_size", "lr", "seed", "patience", "train_limit", "precision",
+    "channels_last", "all_data",
+)  # fmt: skip
+
 RECIPES: dict[str, dict] = {
     # The tutorial: Adam 1e-3, batch 128, up to 30 epochs, early stopping on validation
     # loss with the best weights restored, 20% validation split.

@@ -4,24 +4,11 @@ model descriptions."""
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from pathlib import Path
 
 from fmnist import FmnistError, read_json
-from fmnist.config import RECIPES, TrainConfig
-
-# TrainConfig fields that `fmnist train` takes as flags; a bool is a flag without a value
-FLAGS = {
-    "model": "--model",
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "patience": "--patience",
-    "seed": "--seed",
-    "train_limit": "--train-limit",
-    "precision": "--precision",
-    "channels_last": "--channels-last",
-    "all_data": "--all-data",
-}
+from fmnist.config import RECIPES, SETTING_FLAGS, TrainConfig, make_config
 
 
 class ResultsError(FmnistError):
@@ -32,14 +19,18 @@ def command(config: dict, n: int = 1) -> str:
     """The `fmnist train` line that gives these settings: the recipe, then every flag whose
     value differs from the recipe's."""
     recipe = config.get("recipe", "seed")
-    preset = {**dataclasses.asdict(TrainConfig()), **RECIPES.get(recipe, {})}
+    # what the recipe gives, with what --all-data implies (select, patience) where it is set
+    all_data = config.get("all_data") or None
+    preset = dataclasses.asdict(
+        make_config(recipe, all_data=all_data) if recipe in RECIPES else TrainConfig()
+    )
+    preset["all_data"] = RECIPES.get(recipe, {}).get("all_data", False)
     parts = ["fmnist train"] + ([f"--recipe {recipe}"] if recipe != "seed" else [])
-    if config.get("all_data"):
-        preset.update(select="last", patience=0)  # what --all-data implies
-    for field, flag in FLAGS.items():
+    for field in SETTING_FLAGS:
         value = config.get(field, preset[field])
         if value == preset[field]:
             continue
+        flag = "--" + field.replace("_", "-")
         if isinstance(value, bool):
             parts.append(flag)
         else:
@@ -118,8 +109,7 @@ def accuracy(values: list[float] | None) -> str:
         return "-"
     if len(values) == 1:
         return f"{values[0]:.2%}"
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    mean, std = statistics.mean(values), statistics.stdev(values)
     each = ", ".join(f"{100 * v:.2f}" for v in values)
     return f"{mean:.2%} ± {std:.2%} ({len(values)} seeds: {each})"
 
