@@ -13,8 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist import FmnistError, data, plots
-from fmnist.report import data_figures
+from fmnist import FmnistError, data
+from fmnist.analysis import plots
+from fmnist.analysis.report import data_figures
 
 
 def main(argv: list[str] | None = None) -> int:

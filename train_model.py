@@ -23,9 +23,9 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
 from fmnist import FmnistError  # noqa: E402
+from fmnist.analysis.report import write_report  # noqa: E402
 from fmnist.checkpoint import save_model  # noqa: E402
-from fmnist.report import write_report  # noqa: E402
-from fmnist.train import make_config, train  # noqa: E402
+from fmnist.training.train import make_config, train  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fmnist import data
-from fmnist.train import make_config, train
+from fmnist.training.train import make_config, train
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 import pytest
 
-from fmnist import FmnistError, baselines
+from fmnist import FmnistError
+from fmnist.analysis import baselines
 
 
 def test_each_baseline_learns_on_a_slice(dataset):

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from fmnist import bench
+from fmnist.analysis import bench
 from fmnist.models import create_model
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from fmnist import distributed
+from fmnist.training import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 

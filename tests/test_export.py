@@ -1,4 +1,4 @@
-"""fmnist.export: ONNX checked with onnxruntime on the whole test set; Keras checked with Keras."""
+"""fmnist.deploy.export: ONNX checked with onnxruntime on the test set; Keras with Keras."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 
 from fmnist import cli
 from fmnist.checkpoint import load_model
+from fmnist.deploy.export import export_keras, export_onnx, keras_model
 from fmnist.evaluate import infer, to_input
-from fmnist.export import export_keras, export_onnx, keras_model
 
 # Keras's PyTorch backend converts tensors in a way NumPy 2 calls deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

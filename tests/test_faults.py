@@ -8,7 +8,7 @@ import torch
 
 from fmnist import FmnistError, checkpoint
 from fmnist.checkpoint import CheckpointError, load_state
-from fmnist.train import make_config, train
+from fmnist.training.train import make_config, train
 
 
 def quiet(*_):

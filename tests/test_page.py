@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist.predict import Predictor, read_image
-from fmnist.serve import create_app
+from fmnist.deploy.predict import Predictor, read_image
+from fmnist.deploy.serve import create_app
 
 from . import chromium
 from .use_helpers import encode, synthetic_photo, usable_model

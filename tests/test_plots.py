@@ -11,7 +11,7 @@ from sklearn.metrics import classification_report as sk_report
 from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import precision_recall_fscore_support
 
-from fmnist import plots
+from fmnist.analysis import plots
 from fmnist.data import CLASSES
 from fmnist.evaluate import evaluate_logits
 

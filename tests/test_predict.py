@@ -1,4 +1,4 @@
-"""fmnist.predict: photos to dataset images, predictions, and the `fmnist predict` command."""
+"""fmnist.deploy.predict: photos to dataset images, predictions, `fmnist predict`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fmnist import cli
-from fmnist.predict import (
+from fmnist.deploy.predict import (
     MAX_PIXELS,
     ImageError,
     ImageTooLarge,

@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-import fmnist.report
+import fmnist.analysis.report
 from fmnist import cli, data
+from fmnist.analysis.report import last_linear, logits_and_features, read_run
+from fmnist.analysis.report_html import fmt, render
 from fmnist.checkpoint import load_model
 from fmnist.evaluate import evaluate_logits, infer
-from fmnist.report import last_linear, logits_and_features, read_run
-from fmnist.report_html import fmt, render
 
 from . import chromium
 
@@ -72,7 +72,7 @@ def test_train_ends_with_the_report(dataset, tmp_path, monkeypatch, capsys):
         return Path(run_dir) / "report.html"
 
     monkeypatch.setattr(data, "load", lambda *a, **k: dataset)
-    monkeypatch.setattr(fmnist.report, "write_report", fake_write_report)
+    monkeypatch.setattr(fmnist.analysis.report, "write_report", fake_write_report)
     out = tmp_path / "run"
     argv = ["train", "--epochs", "1", "--train-limit", "500", "--out", str(out), "--no-download"]
     assert cli.main(argv) == 0

@@ -7,10 +7,10 @@ import shlex
 
 import pytest
 
-from fmnist import results
+from fmnist.analysis import results
 from fmnist.cli import build_parser
-from fmnist.config import SETTING_FLAGS
-from fmnist.train import make_config
+from fmnist.training.config import SETTING_FLAGS
+from fmnist.training.train import make_config
 
 
 @pytest.mark.parametrize(

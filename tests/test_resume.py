@@ -13,7 +13,7 @@ import torch
 
 from fmnist import FmnistError, cli
 from fmnist.checkpoint import load_state
-from fmnist.train import make_config, resume_config, train
+from fmnist.training.train import make_config, resume_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMED = ("epoch_s", "images_per_s")  # history columns that are measurements of time

@@ -1,4 +1,4 @@
-"""fmnist.serve: the HTTP API, its limits, a schema-driven fuzz, and `fmnist serve`'s errors."""
+"""fmnist.deploy.serve: the HTTP API, its limits, a schema-driven fuzz, `fmnist serve`'s errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from fmnist import cli
-from fmnist.predict import Predictor, read_image
-from fmnist.serve import BodyLimit, create_app, display_name
+from fmnist.deploy.predict import Predictor, read_image
+from fmnist.deploy.serve import BodyLimit, create_app, display_name
 
 from .use_helpers import encode, quiet_import, synthetic_photo, usable_model
 

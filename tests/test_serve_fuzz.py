@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from fmnist.data import CLASSES
+from fmnist.deploy.predict import Predictor
+from fmnist.deploy.serve import create_app
 from fmnist.models import create_model
-from fmnist.predict import Predictor
-from fmnist.serve import create_app
 
 from .use_helpers import quiet_import
 

@@ -2,6 +2,7 @@ import copy
 import csv
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ import torch.nn.functional as F
 from fmnist import FmnistError
 from fmnist.evaluate import infer
 from fmnist.models import create_model
-from fmnist.seeds import train_seeds
-from fmnist.train import (
+from fmnist.training.seeds import train_seeds
+from fmnist.training.train import (
     ConfigError,
     TrainConfig,
     build_optimizer,
@@ -186,12 +187,15 @@ def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(dataset, tmp_path):
             assert logits.dtype == torch.bfloat16
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
 
+    # the run: the best recipe's settings on the seed CNN and a few images, so that a CPU
+    # that emulates bfloat16 runs it in seconds too
     cfg = make_config(
         "best",
+        model="seed_cnn",
         precision="bf16",
         channels_last=True,
         epochs=2,
-        train_limit=3000,
+        train_limit=2000,
         batch_size=64,
         tta=True,
     )
@@ -210,3 +214,42 @@ def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(dataset, tmp_path):
     fp32 = infer(result.model, x).argmax(1)
     bf16 = infer(result.model, x, precision="bf16").argmax(1)
     assert (fp32 == bf16).float().mean() > 0.97
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_the_hardware_and_is_recorded(
+    dataset, tmp_path, monkeypatch, native
+):
+    import fmnist.evaluate
+    import fmnist.training.train as training
+
+    monkeypatch.setattr(fmnist.evaluate, "native_bf16", lambda device: native)
+    monkeypatch.setattr(training, "native_bf16", lambda device: native)
+    cfg = make_config("fast", epochs=1, train_limit=600, batch_size=100, device="cpu")
+    assert cfg.precision == "auto"
+    lines = []
+    train(cfg, out=tmp_path / "run", dataset=dataset, log=lines.append)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["config"]["precision"] == "auto"  # what was asked
+    assert record["used"]["precision"] == ("bf16" if native else "fp32")  # what ran
+    env = record["environment"]
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["torch_threads"] == torch.get_num_threads() and env["torch"] == torch.__version__
+    assert any(f"precision auto: {'bf16' if native else 'fp32'}" in line for line in lines)
+
+
+def test_bf16_asked_where_it_is_emulated_says_so_first(dataset, tmp_path, monkeypatch):
+    import fmnist.training.train as training
+
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    cfg = make_config(
+        "fast", epochs=1, train_limit=300, batch_size=100, device="cpu", precision="bf16"
+    )
+    lines = []
+    train(cfg, out=tmp_path / "run", dataset=dataset, log=lines.append)
+    note = next(i for i, line in enumerate(lines) if "no native bfloat16" in line)
+    first_epoch = next(i for i, line in enumerate(lines) if line.startswith("epoch"))
+    assert note < first_epoch
+    assert re.search(r"measured \d+\.\dx the time of fp32", lines[note])
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["used"]["precision"] == "bf16"  # asked for explicitly: honoured

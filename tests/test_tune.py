@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from fmnist import FmnistError, cli
-from fmnist.train import make_config
+from fmnist.training.train import make_config
 
 optuna = pytest.importorskip("optuna", reason="Optuna is in the [tune] extra")
-from fmnist import tune  # noqa: E402
+from fmnist.training import tune  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL = ["--epochs", "1", "--train-limit", "1000", "--device", "cpu", "--no-download"]

@@ -10,6 +10,27 @@ from torch import nn
 from fmnist.data import CLASSES
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` runs bfloat16 natively: on CPUs oneDNN's AVX-512 BF16 or AMX kernels
+    (elsewhere it emulates them: 14x slower than fp32 for wide_cnn on a 2-core AVX2 EPYC),
+    on CUDA a GPU with bfloat16 (Ampere and newer)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(asked: str, device: torch.device) -> str:
+    """The precision a run uses: "auto" is bf16 where the device runs it natively, else fp32."""
+    if asked == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return asked
+
+
 def autocast(device: torch.device, precision: str = "fp32"):
     """bfloat16 autocast for precision "bf16" (a no-op context for "fp32")."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

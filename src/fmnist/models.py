@@ -269,6 +269,49 @@ class ResNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+@dataclass(frozen=True)
+class SpeedCNNArgs:
+    num_classes: int = 10  # outputs
+    stem: int = 24  # channels of the 3x3 stem at 28x28 pixels
+    width: int = 48  # channels of the first block (14x14); doubled at each of the next two
+    blocks: int = 3  # blocks of conv-pool-conv: 14, 7, 3 pixels (2 stops at 7)
+
+
+def conv_bn_gelu(cin: int, cout: int) -> list[nn.Module]:
+    # BatchNorm without a learned scale: the next convolution rescales anyway (airbench)
+    bn = nn.BatchNorm2d(cout, momentum=0.4)
+    bn.weight.requires_grad_(False)
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), bn, nn.GELU()]
+
+
+@register("speed_cnn", SpeedCNNArgs)
+class SpeedCNN(nn.Module):
+    """airbench's shape at 28x28: a 3x3 stem, then blocks of conv, 2x2 max-pool, conv;
+    global max pooling and a linear layer whose logits are scaled down (1/9, as airbench)."""
+
+    def __init__(self, args: SpeedCNNArgs):
+        super().__init__()
+        if not 1 <= args.blocks <= 3:
+            raise ModelError(f"speed_cnn blocks must be 1, 2 or 3, got {args.blocks}")
+        layers: list[nn.Module] = [Normalize(), *conv_bn_gelu(1, args.stem)]
+        cin = args.stem
+        for i in range(args.blocks):
+            cout = args.width * 2**i
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2)]
+            layers += conv_bn_gelu(cout, cout)[1:]  # BN and GELU after the pool
+            layers += conv_bn_gelu(cout, cout)
+            cin = cout
+        layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, args.num_classes, bias=False)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+
+    def forward(self, x):
+        return self.classifier(self.features(x)) / 9
+
+
 # ----------------------------------------------------------------------------
 # Summary
 # ----------------------------------------------------------------------------

@@ -4,8 +4,8 @@ The whole dataset lives on the training device as one uint8 tensor; each batch i
 indexed and converted there, so there are no loader processes. Model selection
 (early stopping, best epoch) looks at the validation split only; the test set is
 evaluated once, at the end. Every epoch ends with a checkpoint from which
-`train(..., resume=True)` continues exactly (see `fmnist.resume`); under torchrun the
-processes share each batch (see `fmnist.distributed`).
+`train(..., resume=True)` continues exactly (see `fmnist.training.resume`); under torchrun the
+processes share each batch (see `fmnist.training.distributed`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fmnist import FmnistError, data, distributed, resume
+from fmnist import FmnistError, data
 from fmnist.checkpoint import CheckpointError, save_model, write_json
-from fmnist.config import (  # noqa: F401 (the names other stages import from here)
+from fmnist.evaluate import (
+    autocast,
+    evaluate_logits,
+    infer,
+    native_bf16,
+    resolve_precision,
+    to_input,
+)
+from fmnist.models import count_parameters, create_model, summary
+from fmnist.training import distributed, resume
+from fmnist.training.config import (  # noqa: F401 (the names other stages import from here)
     RECIPES,
     ConfigError,
     TrainConfig,
@@ -32,10 +42,8 @@ from fmnist.config import (  # noqa: F401 (the names other stages import from he
     make_config,
     resolve_device,
 )
-from fmnist.evaluate import autocast, evaluate_logits, infer, to_input
-from fmnist.models import count_parameters, create_model, summary
-from fmnist.resume import resume_config  # noqa: F401
-from fmnist.rundir import (  # noqa: F401
+from fmnist.training.resume import resume_config  # noqa: F401
+from fmnist.training.rundir import (  # noqa: F401
     CHECKPOINT,
     HISTORY_FIELDS,
     Progress,
@@ -103,12 +111,25 @@ def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     return None
 
 
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively here (AVX-512 BF16 or AMX), not emulated."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+def emulated_bf16_note(model, device, batch_size: int, steps: int = 2) -> str:
+    """A note for bf16 asked for on a device that would emulate it, with the slowdown
+    measured here on a few training steps of this model."""
+    x = torch.rand(min(batch_size, 64), 1, 28, 28, device=device)
+    probe = copy.deepcopy(model).train()
+    seconds = {}
+    for precision in ("fp32", "bf16"):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            with autocast(device, precision):
+                loss = probe(x).float().square().mean()
+            loss.backward()
+        seconds[precision] = time.perf_counter() - t0
+    ratio = seconds["bf16"] / max(seconds["fp32"], 1e-9)
+    return (
+        f"note: this {device.type} has no native bfloat16 and emulates it: a training step "
+        f"of {model.model_name} measured {ratio:.1f}x the time of fp32 here; "
+        "--precision auto (or fp32) is faster"
+    )
 
 
 class EMA:
@@ -227,6 +248,10 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         dataset = data.load(data_dir, download=download)
     if cfg.sync_bn and ctx.active and device.type != "cuda":
         raise ConfigError("sync_bn needs CUDA (PyTorch's SyncBatchNorm); leave it off on CPUs")
+    # what the run was asked for stays in `asked` (config.json); the loop runs `cfg`, with
+    # the precision this device runs fastest where the recipe left it to the machine
+    asked, cfg = cfg, dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
+    used = {"precision": cfg.precision, "device": str(device)}
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
 
@@ -265,15 +290,17 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         rank_generators["cuda"] = torch.cuda.default_generators[device.index or 0]
     trainable, stats = count_parameters(model)
     log(summary(model))
-    log("config: " + json.dumps(dataclasses.asdict(cfg)))
+    log("config: " + json.dumps(dataclasses.asdict(asked)))
+    if asked.precision != cfg.precision:
+        log(f"precision {asked.precision}: {cfg.precision} on this {device.type}")
     log(
         f"data: {dataset.origin} ({dataset.directory}), {len(train_idx)} train / "
         f"{len(val_idx)} validation images, device {device}, {torch.get_num_threads()} threads"
         + (f", {ctx.world} processes" if ctx.active else "")
     )
 
-    if cfg.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
-        log("note: this CPU has no native bfloat16 arithmetic; --precision fp32 may be faster")
+    if cfg.precision == "bf16" and not native_bf16(device):
+        log(emulated_bf16_note(model, device, cfg.batch_size))
 
     history: list[dict] = []
     best = {"score": None, "epoch": 0, "state": None}
@@ -290,7 +317,8 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         resume.check_same_data(run_dir, dataset)
         log(f"resumed {run_dir} after epoch {done}")
     elif lead:
-        write_json(run_dir / "config.json", run_record(cfg, dataset, train_idx, val_idx, ctx.world))
+        record = run_record(asked, dataset, train_idx, val_idx, ctx.world, used)
+        write_json(run_dir / "config.json", record)
 
     for epoch in range(start, cfg.epochs + 1):
         if stop:
@@ -385,7 +413,7 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         # wait for rank 0's test evaluation: a process that leaves the group early can abort
         # gloo's pending work in the others
         distributed.barrier(ctx)
-        return RunResult(None, model, cfg, [], {})
+        return RunResult(None, model, asked, [], {})
     model.load_state_dict(best["state"])
     test = evaluate_logits(
         infer(model, dataset.test_images, cfg.eval_batch_size), dataset.test_labels
@@ -393,6 +421,9 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
     if cfg.tta:
         mirrored = infer(model, dataset.test_images, cfg.eval_batch_size, tta=True)
         tta_accuracy = evaluate_logits(mirrored, dataset.test_labels)["test_accuracy"]
+        if len(x_val):  # where a recipe decides on the mirror image: on validation
+            val_mirrored = infer(model, x_val, cfg.eval_batch_size, tta=True)
+            val_tta = evaluate_logits(val_mirrored, y_val)["test_accuracy"]
     metrics = {
         "test_accuracy": test["test_accuracy"],
         "test_loss": test["test_loss"],
@@ -403,6 +434,7 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         "stopped_early": stop and len(history) < cfg.epochs,
         "all_data": cfg.all_data,
         **({"test_accuracy_tta": tta_accuracy} if cfg.tta else {}),
+        **({"val_accuracy_tta": val_tta} if cfg.tta and len(x_val) else {}),
         "train_s": round(train_s, 2),
         "parameters": trainable,
         "non_trainable": stats,
@@ -421,4 +453,4 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         + f"with the weights of epoch {best['epoch']}; trained {train_s:.1f}s"
     )
     distributed.barrier(ctx)
-    return RunResult(run_dir, model, cfg, history, metrics)
+    return RunResult(run_dir, model, asked, history, metrics)

@@ -1,6 +1,6 @@
 """The run directory: where a run's record lives, what it says about the machine, progress.
 
-Only one process writes it (rank 0 under torchrun); see `fmnist.distributed`.
+Only one process writes it (rank 0 under torchrun); see `fmnist.training.distributed`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ import torch
 import fmnist
 from fmnist import FmnistError
 from fmnist.checkpoint import atomic_write
+from fmnist.evaluate import native_bf16
+
+# environment variables that hold PyTorch and oneDNN to an older instruction set
+ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -89,6 +93,10 @@ def environment() -> dict:
         "platform": platform.platform(),
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        # the kernels PyTorch runs here (AVX2, AVX512, ...), and what pinned them, if anything
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(torch.device("cpu")),
+        "isa_pins": {k: os.environ[k] for k in ISA_PINS if k in os.environ},
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": git_commit(),
@@ -142,10 +150,12 @@ class Progress:
             sys.stderr.flush()
 
 
-def run_record(cfg, dataset, train_idx, val_idx, processes: int) -> dict:
-    """What config.json says: the settings, the data, the machine, when."""
+def run_record(cfg, dataset, train_idx, val_idx, processes: int, used: dict) -> dict:
+    """What config.json says: the settings asked for, what was used where the settings
+    left it to the machine (precision), the data, the machine, when."""
     return {
         "config": dataclasses.asdict(cfg),
+        "used": used,
         "data": {
             "directory": str(dataset.directory),
             "origin": dataset.origin,

@@ -2,7 +2,7 @@
 
 `write_report(run_dir)` reloads the saved model and the data, computes the test logits
 once (with the penultimate features caught on the way by a forward hook), draws every
-figure of `fmnist.plots`, writes them as PNGs into RUN_DIR/plots/ and embeds them as
+figure of `fmnist.analysis.plots`, writes them as PNGs into RUN_DIR/plots/ and embeds them as
 data URIs in RUN_DIR/report.html, which needs no network and no other file.
 """
 
@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmnist import FmnistError, data, plots
+from fmnist import FmnistError, data
+from fmnist.analysis import plots
+from fmnist.analysis.report_html import render
 from fmnist.checkpoint import atomic_write, load_model
 from fmnist.evaluate import evaluate_logits, infer
-from fmnist.report_html import render
 
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.safetensors", "model.json")
 

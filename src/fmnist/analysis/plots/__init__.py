@@ -8,15 +8,15 @@ and a notebook shows the returned figure as it is.
 
 from __future__ import annotations
 
-from fmnist.plots.common import save, to_png
-from fmnist.plots.dataset import (
+from fmnist.analysis.plots.common import save, to_png
+from fmnist.analysis.plots.dataset import (
     class_distribution,
     mean_images,
     pixel_histograms,
     preprocessing,
     sample_grid,
 )
-from fmnist.plots.results import (
+from fmnist.analysis.plots.results import (
     calibration,
     classification_report,
     confused_pairs,
@@ -27,7 +27,7 @@ from fmnist.plots.results import (
     per_class_metrics,
     reliability_diagram,
 )
-from fmnist.plots.training import learning_rate, training_curves
+from fmnist.analysis.plots.training import learning_rate, training_curves
 
 __all__ = [
     "calibration",

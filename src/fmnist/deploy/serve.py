@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from fmnist import FmnistError, __version__
-from fmnist.page import PAGE
-from fmnist.predict import (
+from fmnist.deploy.page import PAGE
+from fmnist.deploy.predict import (
     FORMATS,
     MAX_PIXELS,
     ImageError,
@@ -40,7 +40,7 @@ DEFAULT_MODEL = Path("models/fashion_mnist_model.safetensors")
 MAX_BYTES = 10 * 2**20  # whole request body; a 12-megapixel phone JPEG is 3 to 6 MB
 MAX_FILES = 32  # images in one batch request
 
-log = logging.getLogger("fmnist.serve")
+log = logging.getLogger("fmnist.deploy.serve")
 
 
 # ----------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from fmnist.analysis.plots.common import CLASS_COLORS, as_labels, figure, show_image
 from fmnist.data import CLASSES
-from fmnist.plots.common import CLASS_COLORS, as_labels, figure, show_image
 
 SHORT = [c.split("/")[0] for c in CLASSES]  # "T-shirt" fits under a matrix column
 

@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 from fmnist import FmnistError, read_json
-from fmnist.config import RECIPES, SETTING_FLAGS, TrainConfig, make_config
+from fmnist.training.config import RECIPES, SETTING_FLAGS, TrainConfig, make_config
 
 
 class ResultsError(FmnistError):

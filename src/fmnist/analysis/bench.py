@@ -21,7 +21,7 @@ from torch import nn
 from fmnist import data
 from fmnist.evaluate import infer
 from fmnist.models import create_model
-from fmnist.train import (
+from fmnist.training.train import (
     RECIPES,
     build_optimizer,
     environment,

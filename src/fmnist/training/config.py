@@ -41,7 +41,8 @@ class TrainConfig:
     train_limit: int = 0  # use only the first N images of the training split; 0 = all (smoke runs)
     eval_batch_size: int = 1000  # images per inference batch
     tta: bool = False  # also report test accuracy averaged with the mirror image (never selects)
-    precision: str = "fp32"  # fp32 | bf16: convolutions and matmuls in bfloat16, weights in fp32
+    precision: str = "auto"  # auto | fp32 | bf16 (convolutions and matmuls in bfloat16, weights
+    # fp32); auto: bf16 where the device runs it natively (AVX-512 BF16, AMX, CUDA), else fp32
     channels_last: bool = False  # NHWC activations (pays for wider models under bf16 on CPUs)
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over all processes (CUDA only)
 
@@ -98,7 +99,7 @@ RECIPES: dict[str, dict] = {
         "ema": 0.999,
         "select": "val_acc",
         "patience": 0,
-        "precision": "bf16",
+        "precision": "auto",
         "channels_last": True,
         "tta": True,
     },
@@ -183,7 +184,7 @@ def check(cfg: TrainConfig) -> TrainConfig:
         "schedule": ("constant", "onecycle", "cosine"),
         "augment": data.AUGMENTATIONS,
         "select": ("val_loss", "val_acc", "last"),
-        "precision": ("fp32", "bf16"),
+        "precision": ("auto", "fp32", "bf16"),
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:

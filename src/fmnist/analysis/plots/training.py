@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from fmnist.plots.common import TRAIN_COLOR, VAL_COLOR, figure
+from fmnist.analysis.plots.common import TRAIN_COLOR, VAL_COLOR, figure
 
 
 def columns(history: Sequence[Mapping]) -> dict[str, np.ndarray]:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from fmnist import FmnistError
 from fmnist.checkpoint import write_json
-from fmnist.config import RECIPE_FORMAT, TrainConfig, check
-from fmnist.train import train
+from fmnist.training.config import RECIPE_FORMAT, TrainConfig, check
+from fmnist.training.train import train
 
 # settings a recipe file leaves to the machine and the user, not to the search
 NOT_IN_RECIPE = ("recipe", "device", "train_limit", "eval_batch_size", "seed", "sync_bn")

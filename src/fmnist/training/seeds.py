@@ -10,9 +10,9 @@ import numpy as np
 
 from fmnist import FmnistError, data
 from fmnist.checkpoint import write_json
-from fmnist.config import TrainConfig
-from fmnist.rundir import default_run_dir, environment, prepare_run_dir
-from fmnist.train import RunResult, train
+from fmnist.training.config import TrainConfig
+from fmnist.training.rundir import default_run_dir, environment, prepare_run_dir
+from fmnist.training.train import RunResult, train
 
 
 def summarize(results: list[RunResult]) -> dict:

@@ -18,8 +18,8 @@ import torch
 
 from fmnist import FmnistError, read_json
 from fmnist.checkpoint import CheckpointError, load_state, save_state
-from fmnist.config import TrainConfig, config_from_record
-from fmnist.rundir import CHECKPOINT
+from fmnist.training.config import TrainConfig, config_from_record
+from fmnist.training.rundir import CHECKPOINT
 
 
 def _prefixed(prefix: str, state: dict) -> dict[str, torch.Tensor]:

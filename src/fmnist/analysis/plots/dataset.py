@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from fmnist.analysis.plots.common import CLASS_COLORS, as_labels, figure, show_image
 from fmnist.data import CLASSES
-from fmnist.plots.common import CLASS_COLORS, as_labels, figure, show_image
 
 
 def sample_grid(images: np.ndarray, labels, per_class: int = 10, seed: int = 0) -> Figure:

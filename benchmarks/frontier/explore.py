@@ -1,0 +1,97 @@
+"""Choosing the ladder's recipes on the validation split (48,000 train / 12,000 validation).
+
+Each line of the output file is one run: its settings, validation accuracy (plain and with
+the mirror image), training seconds and the machine. Run it under the reference pin:
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
+        python benchmarks/frontier/explore.py OUT.jsonl NAME...
+The test set plays no part in the choice (its figure is not printed or written here).
+"""
+
+import json
+import sys
+import time
+
+from fmnist import data
+from fmnist.models import SpeedCNN, SpeedCNNArgs, create_model, flops, register
+from fmnist.training.train import environment, make_config, train
+
+# candidate sizes of speed_cnn, by name
+SIZES = {
+    "sp8x16": dict(stem=8, width=16),
+    "sp12x16": dict(stem=12, width=16),
+    "sp16x24": dict(stem=16, width=24),
+    "sp16x32": dict(stem=16, width=32),
+    "sp8x16b2": dict(stem=8, width=16, blocks=2),
+}
+for name in SIZES:
+    register(name, type(name, (SpeedCNNArgs,), {"__annotations__": {}}))(
+        type(name, (SpeedCNN,), {})
+    )
+
+CANDIDATES = {
+    "fast3": ("fast", dict(epochs=3)),
+    "fast3_b256": ("fast", dict(epochs=3, batch_size=256, lr=1.2e-2)),
+    "fast4_flip": ("fast", dict(epochs=4, augment="flip", tta=True)),
+}
+for size in SIZES:
+    for ep in (2, 3, 4, 6, 8, 12, 16):
+        CANDIDATES[f"{size}_e{ep}"] = (
+            "tuned",
+            dict(
+                model=size,
+                epochs=ep,
+                batch_size=256,
+                lr=6e-3,
+                augment="crop_flip",
+                select="last",
+                channels_last=True,
+                tta=True,
+                weight_decay=0.05,
+            ),
+        )
+
+
+def main(out, names):
+    ds = data.load(download=False)
+    env = environment()
+    for name in names:
+        recipe, settings = CANDIDATES[name]
+        model = settings.get("model")
+        if model in SIZES:
+            # the registered subclass takes the size as its defaults
+            import dataclasses
+
+            cls_args = dataclasses.make_dataclass(
+                model + "Args",
+                [(k, int, dataclasses.field(default=v)) for k, v in SIZES[model].items()],
+                bases=(SpeedCNNArgs,),
+                frozen=True,
+            )
+            from fmnist import models as M
+
+            M._REGISTRY[model] = (M._REGISTRY[model][0], cls_args)
+        cfg = make_config(recipe, **settings, device="cpu", patience=0)
+        t0 = time.perf_counter()
+        res = train(cfg, out=f"runs/explore/{name}-{int(t0)}", dataset=ds, log=lambda *a: None)
+        m = res.metrics
+        row = {
+            "name": name,
+            "settings": {"recipe": recipe, **settings},
+            "mflop": round(flops(create_model(cfg.model)) / 1e6, 2),
+            "val_accuracy": m["val_accuracy"],
+            "val_accuracy_tta": m.get("val_accuracy_tta"),
+            "train_s": m["train_s"],
+            "fit_s": round(sum(r["epoch_s"] for r in res.history), 2),
+            "images_per_s": res.history[-1]["images_per_s"],
+            "cpu": env["cpu"],
+            "cpu_capability": env["cpu_capability"],
+            "threads": env["torch_threads"],
+            "torch": env["torch"],
+        }
+        print(json.dumps(row), flush=True)
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])

@@ -1,0 +1,205 @@
+"""The accuracy/time ladder: each rung of test accuracy, the recipe that reaches it in the
+least time we found, run for several seeds; beside it, when today's general recipes first
+reach the same rung.
+
+A rung's recipe is a fixed schedule chosen on the validation split (see `RECIPES` in
+`fmnist.training.config`); its figure here comes from runs on all 60,000 training images
+with that schedule. The test set measures and selects nothing: no recipe, epoch count or
+seed is chosen on it. Times are training seconds from the first step to the final weights
+(test evaluation excluded); loading the data is reported apart.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fmnist import FmnistError
+from fmnist.evaluate import infer, resolve_precision
+from fmnist.models import create_model, flops
+from fmnist.training.train import environment, make_config, resolve_device, train
+
+# rung (test accuracy) -> the recipe that reaches it fastest on 2 CPU cores (fp32, AVX2)
+RUNGS = {
+    "90%": "rung90",
+    "92%": "rung92",
+    "93%": "rung93",
+    "94%": "rung94",
+    "95%": "rung95",
+}
+# today's general recipes, measured beside the rungs (as `fmnist bench` does: test accuracy
+# after each epoch, a measurement that selects nothing)
+COMPARE = ("fast", "tuned", "best")
+DEFAULT_SEEDS = {"95%": 3}  # the others: --seeds (default 5)
+
+
+class _Budget(Exception):
+    pass
+
+
+def rung_value(rung: str) -> float:
+    return float(rung.rstrip("%")) / 100
+
+
+def figure(metrics: dict, tta: bool) -> float:
+    """A recipe's test figure: with the mirror image when the recipe includes it."""
+    return metrics["test_accuracy_tta"] if tta else metrics["test_accuracy"]
+
+
+def run_rung(ds, rung: str, seeds: int, device, out_dir: Path, log=print) -> dict:
+    recipe = RUNGS[rung]
+    values, times, rates = [], [], []
+    cfg = None
+    for seed in range(seeds):
+        cfg = make_config(recipe, seed=seed, device=device.type, all_data=True)
+        result = train(cfg, out=out_dir / f"{recipe}-s{seed}", dataset=ds, log=lambda *a: None)
+        m = result.metrics
+        acc = figure(m, cfg.tta)
+        values.append(acc)
+        times.append(m["train_s"])
+        rates.append(len(ds.train_labels) * m["epochs"] / m["train_s"])
+        log(f"  {rung} {recipe} seed {seed}: {acc:.2%} in {m['train_s']:.1f} s")
+    model = create_model(cfg.model)
+    mean = statistics.mean(values)
+    return {
+        "rung": rung,
+        "recipe": recipe,
+        "model": cfg.model,
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "mflop_per_image": round(flops(model) / 1e6, 2),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "precision": resolve_precision(cfg.precision, device),
+        "tta": cfg.tta,
+        "seeds": seeds,
+        "test_accuracy": {
+            "mean": mean,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values),
+            "values": values,
+        },
+        "reached": sum(v >= rung_value(rung) for v in values),
+        "rung_met": mean >= rung_value(rung),
+        "train_s": {
+            "median": statistics.median(times),
+            "min": min(times),
+            "max": max(times),
+            "values": [round(t, 2) for t in times],
+        },
+        "images_per_s": round(statistics.median(rates), 1),
+    }
+
+
+def first_reach(ds, recipe: str, device, out_dir: Path, budget_s: float) -> dict:
+    """Training seconds at which `recipe` (seed 0) first reaches each rung on the test set,
+    measured after each epoch; stops once the training time passes `budget_s`."""
+    cfg = make_config(recipe, patience=0, device=device.type)
+    curve: list[tuple[float, float]] = []
+
+    def on_epoch(epoch, model, train_s, row):
+        acc = float((infer(model, ds.test_images).argmax(1).numpy() == ds.test_labels).mean())
+        curve.append((round(train_s, 2), acc))
+        if train_s > budget_s:
+            raise _Budget
+
+    try:
+        train(cfg, out=out_dir / recipe, dataset=ds, log=lambda *a: None, on_epoch=on_epoch)
+        finished = True
+    except _Budget:
+        finished = False
+    reach = {rung: next((t for t, acc in curve if acc >= rung_value(rung)), None) for rung in RUNGS}
+    return {
+        "recipe": recipe,
+        "epochs_run": len(curve),
+        "epochs": cfg.epochs,
+        "finished": finished,
+        "budget_s": budget_s,
+        "curve": curve,
+        "first_reach_s": reach,
+    }
+
+
+def run(
+    ds,
+    rungs: list[str],
+    seeds: int | None,
+    device_name: str = "auto",
+    compare: tuple[str, ...] = COMPARE,
+    compare_budget_s: float = 600.0,
+    load_s: float | None = None,
+    log=print,
+) -> dict:
+    unknown = [r for r in rungs if r not in RUNGS]
+    if unknown:
+        raise FmnistError(f"unknown rung(s) {', '.join(unknown)}; rungs: {', '.join(RUNGS)}")
+    if seeds is not None and seeds < 1:
+        raise FmnistError(f"--seeds must be at least 1, got {seeds}")
+    device = resolve_device(device_name)
+    env = environment()
+    record = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(device),
+        "machine": env,
+        "data_load_s": load_s,
+        "rungs": [],
+        "compare": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for rung in rungs:
+            n = seeds or DEFAULT_SEEDS.get(rung, 5)
+            log(f"rung {rung}: {RUNGS[rung]}, {n} seeds ...")
+            t0 = time.perf_counter()
+            record["rungs"].append(run_rung(ds, rung, n, device, tmp, log))
+            log(f"  ({time.perf_counter() - t0:.0f} s)")
+        for recipe in compare:
+            log(f"today's {recipe!r}: test accuracy each epoch, up to {compare_budget_s:.0f} s")
+            record["compare"].append(first_reach(ds, recipe, device, tmp, compare_budget_s))
+    return record
+
+
+def format_table(record: dict) -> str:
+    env = record["machine"]
+    lines = [
+        f"{record['date'][:10]}, {record['device']}: {env['cpu']} ({env['cpu_capability']}, "
+        f"native bf16: {'yes' if env['native_bf16'] else 'no'}"
+        + (f", pinned by {env['isa_pins']}" if env.get("isa_pins") else "")
+        + f"), {env['torch_threads']} threads, torch {env['torch']}",
+        "",
+    ]
+    compare = record.get("compare", [])
+    head = "| rung | recipe | model | test accuracy | reached | training s (median, min-max) "
+    head += "| images/s |" + "".join(f" `{c['recipe']}` first |" for c in compare)
+    lines += [head, "|" + "---|" * (7 + len(compare))]
+    for r in record["rungs"]:
+        a, t = r["test_accuracy"], r["train_s"]
+        cells = [
+            r["rung"] + ("" if r["rung_met"] else " (missed)"),
+            f"`{r['recipe']}` ({r['epochs']} epochs, {r['precision']}"
+            + (", flip TTA" if r["tta"] else "")
+            + ")",
+            f"{r['model']} ({r['parameters']:,} params, {r['mflop_per_image']} MFLOP)",
+            f"{a['mean']:.2%} ± {a['std']:.2%} (min {a['min']:.2%})",
+            f"{r['reached']}/{r['seeds']}",
+            f"{t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f})",
+            f"{r['images_per_s']:,.0f}",
+        ]
+        for c in compare:
+            hit = c["first_reach_s"].get(r["rung"])
+            cells.append(
+                f"{hit:.0f} s"
+                if hit is not None
+                else f"not in {c['curve'][-1][0]:.0f} s"
+                if c["curve"]
+                else "-"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    if record.get("data_load_s") is not None:
+        lines += [
+            "",
+            f"Loading and verifying the data: {record['data_load_s']:.1f} s (not in the times).",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""The `fmnist` command: parse flags, call one stage, print. No logic of its own.
+
+One module per stage (data, training, analysis, deploy); each command is a handler
+`cmd_x(args)` beside the function `add_x(sub)` that declares its flags.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from fmnist import FmnistError
+from fmnist.cli import analysis, data, deploy, training
+from fmnist.cli.common import Parser
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog="fmnist", description="Train, inspect, serve and export CNNs for Fashion-MNIST."
+    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    for group in (data, training, analysis, deploy):
+        for add in group.COMMANDS:
+            add(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FmnistError as e:
+        sys.stderr.write(f"fmnist {args.command}: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"fmnist {args.command}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (fmnist ... | head): stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

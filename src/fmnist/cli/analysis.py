@@ -1,0 +1,209 @@
+"""Analysis commands: evaluate, results, bench, baselines, report."""
+
+from __future__ import annotations
+
+import json
+
+from fmnist import FmnistError
+from fmnist.cli.common import data_flags, results_file, save_results
+
+
+def cmd_evaluate(args) -> int:
+    from fmnist import data
+    from fmnist.checkpoint import load_model
+    from fmnist.evaluate import evaluate_logits, format_report, infer
+
+    model = load_model(args.model)
+    ds = data.load(args.data_dir, download=args.download)
+    result = evaluate_logits(infer(model, ds.test_images, tta=args.tta), ds.test_labels)
+    result["tta"] = args.tta
+    result["model"] = str(args.model)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def add_evaluate(sub) -> None:
+    sp = sub.add_parser("evaluate", help="test-set accuracy, per-class report, confusion matrix")
+    sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")
+    sp.add_argument("--tta", action="store_true", help="average with the mirrored image")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    data_flags(sp)
+    sp.set_defaults(func=cmd_evaluate)
+
+
+def cmd_results(args) -> int:
+    from fmnist.analysis import results
+
+    print(results.table([results.read(p) for p in args.records]))
+    return 0
+
+
+def add_results(sub) -> None:
+    sp = sub.add_parser(
+        "results", help="the results table (Markdown) from sweeps, run directories, models"
+    )
+    sp.add_argument(
+        "records",
+        nargs="+",
+        metavar="RECORD",
+        help="a sweep's summary.json, a run directory, or a model description (.json)",
+    )
+    sp.set_defaults(func=cmd_results)
+
+
+def cmd_bench(args) -> int:
+    from datetime import date
+
+    from fmnist import data
+    from fmnist.analysis import bench
+    from fmnist.training.train import resolve_device
+
+    if args.repeats < 1:
+        raise FmnistError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.epochs < 1:
+        raise FmnistError(f"--epochs must be at least 1, got {args.epochs}")
+    device = resolve_device(args.device)
+    if args.ladder:
+        return bench_ladder(args, device)
+    out = results_file(args.json, f"benchmarks/results/{date.today()}-{device.type}.json")
+    ds = data.load(args.data_dir, download=args.download)
+    result = bench.run(ds, args.device, repeats=args.repeats, epochs=args.epochs, log=print)
+    save_results(out, result, bench.format_table(result))
+    return 0
+
+
+def bench_ladder(args, device) -> int:
+    import time
+    from datetime import date
+
+    from fmnist import data
+    from fmnist.analysis import ladder
+    from fmnist.training.config import RECIPES
+
+    rungs = [r if r.endswith("%") else r + "%" for r in (args.rungs or ladder.RUNGS)]
+    unknown = [r for r in rungs if r not in ladder.RUNGS]
+    if unknown:
+        raise FmnistError(f"unknown rung {', '.join(unknown)}; rungs: {', '.join(ladder.RUNGS)}")
+    compare = tuple(args.compare if args.compare is not None else ladder.COMPARE)
+    bad = [c for c in compare if c not in RECIPES]
+    if bad:
+        raise FmnistError(
+            f"--compare: unknown recipe {', '.join(bad)}; recipes: {', '.join(RECIPES)}"
+        )
+    if args.seeds is not None and args.seeds < 1:
+        raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.compare_budget <= 0:
+        raise FmnistError(f"--compare-budget must be positive, got {args.compare_budget}")
+    out = results_file(args.json, f"benchmarks/results/{date.today()}-ladder-{device.type}.json")
+    t0 = time.perf_counter()
+    ds = data.load(args.data_dir, download=args.download)
+    load_s = time.perf_counter() - t0
+    record = ladder.run(
+        ds, rungs, args.seeds, device.type, compare, args.compare_budget, load_s, log=print
+    )
+    save_results(out, record, ladder.format_table(record))
+    return 0
+
+
+def add_bench(sub) -> None:
+    sp = sub.add_parser("bench", help="speed side by side with a plain PyTorch loop")
+    sp.add_argument("--repeats", type=int, default=3, help="timed repeats (default: 3)")
+    sp.add_argument(
+        "--epochs", type=int, default=15, help="epochs for time-to-accuracy (default: 15)"
+    )
+    sp.add_argument(
+        "--device", choices=["cpu", "cuda", "auto"], default="auto", help="(default: auto)"
+    )
+    sp.add_argument(
+        "--json",
+        help="where to write the results (default: benchmarks/results/DATE-DEVICE.json, "
+        "or DATE-ladder-DEVICE.json)",
+    )
+    ladder = sp.add_argument_group("the accuracy/time ladder")
+    ladder.add_argument(
+        "--ladder",
+        action="store_true",
+        help="run each accuracy rung's recipe for several seeds on all 60,000 training images "
+        "and time it; beside it, when today's recipes first reach the rung",
+    )
+    ladder.add_argument(
+        "--rungs", nargs="+", metavar="RUNG", help="90%%, 92%%, 93%%, 94%%, 95%% (default: all)"
+    )
+    ladder.add_argument(
+        "--seeds", type=int, help="seeds per rung (default: 5; 3 for the 95%% rung)"
+    )
+    ladder.add_argument(
+        "--compare",
+        nargs="*",
+        metavar="RECIPE",
+        help="today's recipes measured beside the rungs (default: fast tuned best; none: "
+        "--compare with no names)",
+    )
+    ladder.add_argument(
+        "--compare-budget",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="stop measuring a compared recipe after this much training (default: 600)",
+    )
+    data_flags(sp)
+    sp.set_defaults(func=cmd_bench)
+
+
+def cmd_baselines(args) -> int:
+    from datetime import date
+
+    from fmnist import data
+    from fmnist.analysis import baselines
+
+    out = results_file(args.json, f"benchmarks/results/{date.today()}-baselines.json")
+    ds = data.load(args.data_dir, download=args.download)
+    results = baselines.run(
+        ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, args.only or None
+    )
+    record = {"date": str(date.today()), "results": results}
+    save_results(out, record, baselines.format_table(results))
+    return 0
+
+
+def add_baselines(sub) -> None:
+    sp = sub.add_parser("baselines", help="classic scikit-learn classifiers for context")
+    sp.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="logistic_regression, random_forest, knn, svc_rbf (default: all)",
+    )
+    sp.add_argument("--json", help="results file (default: benchmarks/results/DATE-baselines.json)")
+    data_flags(sp)
+    sp.set_defaults(func=cmd_baselines)
+
+
+def cmd_report(args) -> int:
+    from fmnist.analysis.report import write_report
+
+    page = write_report(
+        args.run_dir, data_dir=args.data_dir, download=args.download, tsne_points=args.tsne_points
+    )
+    print(f"figures: {page.parent / 'plots'}")
+    print(f"report: {page}")
+    return 0
+
+
+def add_report(sub) -> None:
+    sp = sub.add_parser("report", help="write RUN_DIR/report.html and RUN_DIR/plots/*.png")
+    sp.add_argument("run_dir", metavar="RUN_DIR", help="a run directory `fmnist train` wrote")
+    sp.add_argument(
+        "--tsne-points",
+        type=int,
+        default=2000,
+        help="test images in the t-SNE feature map (default: 2000)",
+    )
+    data_flags(sp)
+    sp.set_defaults(func=cmd_report)
+
+
+COMMANDS = [add_evaluate, add_results, add_bench, add_baselines, add_report]

@@ -1,0 +1,52 @@
+"""What every command shares: the parser class, the data flags, benchmark result files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fmnist import FmnistError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def data_flags(sp) -> None:
+    """--data-dir and --no-download, for every command that reads the dataset."""
+    sp.add_argument(
+        "--data-dir",
+        help="folder with the four IDX files (default: $FMNIST_DATA_DIR, the user cache, "
+        "then /usr/share/datasets/fashion-mnist)",
+    )
+    sp.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_false",
+        help="never download; fail if no local copy is found",
+    )
+
+
+def results_file(path: str | None, default: str):
+    """Where a benchmark's JSON goes, checked before the (long) measurement starts."""
+
+    from fmnist.training.rundir import make_writable_dir
+
+    out = Path(path or default)
+    try:
+        make_writable_dir(out.parent)
+    except OSError as e:
+        raise FmnistError(f"{out}: cannot write the results ({e.strerror or e})") from None
+    return out
+
+
+def save_results(out, record: dict, table: str) -> None:
+    from fmnist.checkpoint import write_json
+
+    write_json(out, record)
+    print(f"\n{table}\n\nresults: {out}")

@@ -1,0 +1,53 @@
+"""The bottom layer's commands: `fmnist data` and `fmnist models`."""
+
+from __future__ import annotations
+
+from fmnist.cli.common import data_flags
+
+
+def cmd_data(args) -> int:
+    from fmnist import data
+
+    ds = data.load(args.data_dir, download=args.download)
+    print(f"Fashion-MNIST from {ds.origin}: {ds.directory}")
+    for name, digest in ds.sha256.items():
+        print(f"  {name:<26} sha256 {digest}  verified")
+    train, test = data.class_counts(ds.train_labels), data.class_counts(ds.test_labels)
+    print(f"\n  {'class':<14}{'train':>8}{'test':>8}")
+    for i, name in enumerate(data.CLASSES):
+        print(f"  {i} {name:<12}{train[i]:>8}{test[i]:>8}")
+    print(f"  {'total':<14}{train.sum():>8}{test.sum():>8}")
+    return 0
+
+
+def add_data(sub) -> None:
+    sp = sub.add_parser("data", help="where the data came from, checksums, class counts")
+    data_flags(sp)
+    sp.add_argument(
+        "--download", action="store_true", help="download if no copy is found (default)"
+    )
+    sp.set_defaults(func=cmd_data)
+
+
+def cmd_models(args) -> int:
+    from fmnist.models import count_parameters, create_model, flops, list_models, summary
+
+    if not args.summary:
+        print(f"{'model':<12}{'parameters':>12}{'statistics':>12}{'MFLOP/image':>14}")
+    for name in list_models():
+        model = create_model(name)
+        if args.summary:
+            print(summary(model) + "\n")
+        else:
+            trainable, stats = count_parameters(model)
+            print(f"{name:<12}{trainable:>12,}{stats:>12,}{flops(model) / 1e6:>14,.2f}")
+    return 0
+
+
+def add_models(sub) -> None:
+    sp = sub.add_parser("models", help="list the registered models")
+    sp.add_argument("--summary", action="store_true", help="print each model's layer table")
+    sp.set_defaults(func=cmd_models)
+
+
+COMMANDS = [add_data, add_models]

@@ -1,0 +1,72 @@
+"""Deployment commands: predict, serve, export."""
+
+from __future__ import annotations
+
+import json
+
+
+def cmd_predict(args) -> int:
+    from fmnist.deploy.predict import format_results, predict_files, write_csv
+
+    results = predict_files(args.model, args.images, top_k=args.top_k)
+    if args.csv:
+        write_csv(args.csv, results)
+        print(f"wrote {len(results)} predictions to {args.csv}")
+    elif args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(format_results(results))
+    return 0
+
+
+def add_predict(sub) -> None:
+    sp = sub.add_parser("predict", help="classify your own images (photos or 28x28 images)")
+    sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")
+    sp.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="image files or folders")
+    sp.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
+    out = sp.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON list")
+    out.add_argument("--csv", metavar="FILE", help="write a CSV file (file, rank, label, ...)")
+    sp.set_defaults(func=cmd_predict)
+
+
+def cmd_serve(args) -> int:
+    from fmnist.deploy.serve import serve
+
+    serve(args.model, host=args.host, port=args.port)
+    return 0
+
+
+def add_serve(sub) -> None:
+    sp = sub.add_parser("serve", help="HTTP API and web page for a model")
+    sp.add_argument(
+        "--model",
+        default="models/fashion_mnist_model.safetensors",
+        help="a run directory or model file (default: models/fashion_mnist_model.safetensors)",
+    )
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=8000, help="(default: 8000)")
+    sp.set_defaults(func=cmd_serve)
+
+
+def cmd_export(args) -> int:
+    from fmnist.deploy.export import export
+
+    for path in export(args.model, args.format, out=args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def add_export(sub) -> None:
+    sp = sub.add_parser("export", help="write the model as ONNX or Keras")
+    sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")
+    sp.add_argument("--format", required=True, choices=["onnx", "keras"], help="file format")
+    sp.add_argument(
+        "--out",
+        help="output file (default: beside the model; keras writes both .keras and .h5, "
+        "or the one --out names)",
+    )
+    sp.set_defaults(func=cmd_export)
+
+
+COMMANDS = [add_predict, add_serve, add_export]

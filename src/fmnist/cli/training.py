@@ -1,0 +1,235 @@
+"""Training commands: `fmnist train` (one run, seeds, resume, torchrun) and `fmnist tune`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fmnist import FmnistError
+from fmnist.cli.common import data_flags
+
+
+def cmd_train(args) -> int:
+    from fmnist.training import distributed
+    from fmnist.training.config import SETTING_FLAGS
+    from fmnist.training.train import make_config, resume_config, train
+
+    if args.resume:
+        given = [f for f in SETTING_FLAGS + ("out", "device") if getattr(args, f) is not None]
+        if given or args.recipe != "seed" or args.sync_bn:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given) or "--recipe/--sync-bn"
+            raise FmnistError(
+                f"--resume continues {args.resume} with the settings it started with; drop {flags}"
+            )
+        cfg = resume_config(args.resume)
+    else:
+        cfg = make_config(
+            args.recipe,
+            **{f: getattr(args, f) for f in SETTING_FLAGS},
+            device=args.device,
+            sync_bn=args.sync_bn or None,
+        )
+    if args.seeds < 1:
+        raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.seeds > 1:
+        if args.resume or args.mlflow is not None or distributed.from_environment().active:
+            raise FmnistError("--seeds runs in one process; drop --resume, --mlflow or torchrun")
+        return train_several(cfg, args)
+    lead = distributed.rank() == 0
+    tracker = None
+    if args.mlflow is not None and lead:
+        from fmnist.training.tracking import Tracker
+
+        tracker = Tracker(args.mlflow or None)
+    try:
+        if tracker is not None:
+            history = []
+            if args.resume:
+                from fmnist.training.resume import load
+
+                history = load(args.resume)[1]["history"]
+            name = args.resume or args.out or f"{cfg.model}-{cfg.recipe}-s{cfg.seed}"
+            tracker.start(cfg, run_name=Path(name).name, history=history)
+        result = train(
+            cfg,
+            out=args.resume or args.out,
+            data_dir=args.data_dir,
+            download=args.download,
+            on_epoch=tracker.epoch if tracker else None,
+            resume_run=bool(args.resume),
+        )
+        if not lead:
+            return 0
+        m = result.metrics
+        print(
+            f"\ntest accuracy {m['test_accuracy']:.2%}  test loss {m['test_loss']:.4f}  "
+            f"best epoch {m['best_epoch']}/{m['epochs']}  training {m['train_s']:.1f}s"
+        )
+        print(f"run directory: {result.run_dir}")
+        print(f"model: {result.run_dir / 'model.safetensors'}")
+        if args.report:
+            from fmnist.analysis.report import write_report
+
+            page = write_report(result.run_dir, data_dir=args.data_dir, download=args.download)
+            print(f"report: {page}")
+        if tracker is not None:
+            tracker.finish(result.run_dir, m)
+            print(f"mlflow: run {tracker.run_id} in {tracker.uri}")
+    except BaseException:
+        if tracker is not None:
+            tracker.fail()
+        raise
+    return 0
+
+
+def train_several(cfg, args) -> int:
+    from fmnist.training.seeds import train_seeds
+
+    out, results, summary = train_seeds(
+        cfg, args.seeds, out=args.out, data_dir=args.data_dir, download=args.download
+    )
+    if args.report:
+        from fmnist.analysis.report import write_report
+
+        for r in results:
+            write_report(r.run_dir, data_dir=args.data_dir, download=args.download)
+    acc, t = summary["test_accuracy"], summary["train_s"]
+    print(
+        f"\ntest accuracy {acc['mean']:.2%} ± {acc['std']:.2%} over {summary['n']} seeds "
+        f"({', '.join(f'{v:.2%}' for v in acc['values'])}); training {t['mean']:.1f} s each"
+    )
+    if "test_accuracy_tta" in summary:
+        tta = summary["test_accuracy_tta"]
+        print(f"with the mirror image: {tta['mean']:.2%} ± {tta['std']:.2%}")
+    print(f"runs: {out} (summary.json)")
+    return 0
+
+
+def add_train(sub) -> None:
+    sp = sub.add_parser("train", help="train a model and write a run directory")
+    sp.add_argument("--model", help="registry name (default: seed_cnn)")
+    sp.add_argument(
+        "--recipe",
+        default="seed",
+        help="preset of settings: seed, fast, or a recipe file fmnist tune wrote (default: seed)",
+    )
+    sp.add_argument("--epochs", type=int, help="maximum epochs (default: 30)")
+    sp.add_argument("--batch-size", type=int, help="images per step, all processes (default: 128)")
+    sp.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
+    sp.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: 5)")
+    sp.add_argument("--seed", type=int, help="random seed (default: 0)")
+    sp.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train this many seeds (seed, seed+1, ...) and report mean ± std (default: 1)",
+    )
+    sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
+    sp.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        help="bf16: convolutions and matmuls in bfloat16 under autocast; auto: bf16 where the "
+        "device runs it natively (AVX-512 BF16, AMX, CUDA), else fp32 (default: auto)",
+    )
+    sp.add_argument(
+        "--channels-last",
+        action="store_const",
+        const=True,
+        help="NHWC activations (default: the recipe's)",
+    )
+    sp.add_argument(
+        "--train-limit", type=int, help="train on the first N images only (default: all)"
+    )
+    sp.add_argument(
+        "--all-data",
+        action="store_const",
+        const=True,
+        help="train on all 60,000 training images for exactly --epochs epochs (chosen on "
+        "validation beforehand), keeping the last; no validation split",
+    )
+    sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
+    sp.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an unfinished run from its last end-of-epoch checkpoint",
+    )
+    sp.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun on GPUs: BatchNorm statistics over all processes "
+        "(default: per process)",
+    )
+    sp.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="also log to MLflow (default store: sqlite:///mlflow.db in this directory)",
+    )
+    sp.add_argument(
+        "--no-report", dest="report", action="store_false", help="skip report.html at the end"
+    )
+    data_flags(sp)
+    sp.set_defaults(func=cmd_train)
+
+
+def cmd_tune(args) -> int:
+    from fmnist.training import tune
+    from fmnist.training.train import make_config
+
+    base = make_config(
+        args.recipe,
+        epochs=args.epochs,
+        train_limit=args.train_limit,
+        patience=args.patience,
+        device=args.device,
+    )
+    if args.trials < 1:
+        raise FmnistError(f"--trials must be at least 1, got {args.trials}")
+    storage = args.storage or tune.default_storage(args.out)
+    study = tune.run(
+        base,
+        args.trials,
+        args.out,
+        storage,
+        study_name=args.study,
+        data_dir=args.data_dir,
+        download=args.download,
+        seed=args.sampler_seed,
+    )
+    recipe = tune.write_recipe(
+        study, base, args.recipe_out or Path(args.out) / "best.json", storage
+    )
+    best = study.best_trial
+    print(f"\nstudy {study.study_name!r} in {tune.redact(storage)}: {len(study.trials)} trials")
+    print(f"best: trial {best.number}, validation accuracy {best.value:.4f}, {best.params}")
+    print(f"recipe: {recipe}  (fmnist train --recipe {recipe})")
+    return 0
+
+
+def add_tune(sub) -> None:
+    sp = sub.add_parser(
+        "tune", help="search hyperparameters with Optuna; write the best as a recipe"
+    )
+    sp.add_argument("--recipe", default="seed", help="settings to search around (default: seed)")
+    sp.add_argument("--trials", type=int, default=20, help="trials this process runs (default: 20)")
+    sp.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the recipe's)")
+    sp.add_argument("--patience", type=int, help="early-stopping patience (default: the recipe's)")
+    sp.add_argument("--train-limit", type=int, help="train each trial on N images (default: all)")
+    sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
+    sp.add_argument(
+        "--storage",
+        help="study database URL, e.g. postgresql://user:pw@host/db (default: sqlite:///OUT/study.db)",
+    )
+    sp.add_argument("--study", default="fmnist", help="study name (default: fmnist)")
+    sp.add_argument("--out", default="tune", help="trial run directories and files (default: tune)")
+    sp.add_argument("--recipe-out", help="best trial's recipe file (default: OUT/best.json)")
+    sp.add_argument(
+        "--sampler-seed",
+        type=int,
+        help="seed of the TPE sampler (default: none; give each worker its own)",
+    )
+    data_flags(sp)
+    sp.set_defaults(func=cmd_tune)
+
+
+COMMANDS = [add_train, add_tune]
