@@ -195,9 +195,11 @@ def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(dataset, tmp_path):
         precision="bf16",
         channels_last=True,
         epochs=2,
-        train_limit=2000,
+        train_limit=3000,
         batch_size=64,
         tta=True,
+        ema=0.0,
+        augment="none",
     )
     result = train(cfg, out=tmp_path / "bf16", dataset=dataset, log=lambda *a: None)
     assert result.metrics["test_accuracy"] > 0.6

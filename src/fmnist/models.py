@@ -312,6 +312,41 @@ class SpeedCNN(nn.Module):
         return self.classifier(self.features(x)) / 9
 
 
+# Sizes of speed_cnn for the accuracy/time ladder (fmnist bench --ladder), by name, so a
+# recipe names one; MFLOP per image in `fmnist models`.
+@dataclass(frozen=True)
+class SpeedSmallArgs(SpeedCNNArgs):
+    stem: int = 8
+    width: int = 16
+
+
+@dataclass(frozen=True)
+class SpeedMediumArgs(SpeedCNNArgs):
+    stem: int = 16
+    width: int = 24
+
+
+@dataclass(frozen=True)
+class SpeedLargeArgs(SpeedCNNArgs):
+    stem: int = 16
+    width: int = 32
+
+
+@register("speed_s", SpeedSmallArgs)
+class SpeedSmall(SpeedCNN):
+    pass
+
+
+@register("speed_m", SpeedMediumArgs)
+class SpeedMedium(SpeedCNN):
+    pass
+
+
+@register("speed_l", SpeedLargeArgs)
+class SpeedLarge(SpeedCNN):
+    pass
+
+
 # ----------------------------------------------------------------------------
 # Summary
 # ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ seed is chosen on it. Times are training seconds from the first step to the fina
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -49,18 +50,19 @@ def figure(metrics: dict, tta: bool) -> float:
     return metrics["test_accuracy_tta"] if tta else metrics["test_accuracy"]
 
 
-def run_rung(ds, rung: str, seeds: int, device, out_dir: Path, log=print) -> dict:
+def run_rung(ds, rung: str, seeds: int, device, out_dir: Path, log=print, **settings) -> dict:
     recipe = RUNGS[rung]
     values, times, rates = [], [], []
     cfg = None
     for seed in range(seeds):
-        cfg = make_config(recipe, seed=seed, device=device.type, all_data=True)
+        cfg = make_config(recipe, seed=seed, device=device.type, all_data=True, **settings)
         result = train(cfg, out=out_dir / f"{recipe}-s{seed}", dataset=ds, log=lambda *a: None)
         m = result.metrics
         acc = figure(m, cfg.tta)
         values.append(acc)
         times.append(m["train_s"])
-        rates.append(len(ds.train_labels) * m["epochs"] / m["train_s"])
+        n_train = json.loads((result.run_dir / "config.json").read_text())["data"]["n_train"]
+        rates.append(n_train * m["epochs"] / m["train_s"])
         log(f"  {rung} {recipe} seed {seed}: {acc:.2%} in {m['train_s']:.1f} s")
     model = create_model(cfg.model)
     mean = statistics.mean(values)
@@ -93,10 +95,10 @@ def run_rung(ds, rung: str, seeds: int, device, out_dir: Path, log=print) -> dic
     }
 
 
-def first_reach(ds, recipe: str, device, out_dir: Path, budget_s: float) -> dict:
+def first_reach(ds, recipe: str, device, out_dir: Path, budget_s: float, **settings) -> dict:
     """Training seconds at which `recipe` (seed 0) first reaches each rung on the test set,
     measured after each epoch; stops once the training time passes `budget_s`."""
-    cfg = make_config(recipe, patience=0, device=device.type)
+    cfg = make_config(recipe, patience=0, device=device.type, **settings)
     curve: list[tuple[float, float]] = []
 
     def on_epoch(epoch, model, train_s, row):
@@ -131,7 +133,9 @@ def run(
     compare_budget_s: float = 600.0,
     load_s: float | None = None,
     log=print,
+    **settings,
 ) -> dict:
+    """The ladder's record. `settings` override every run's (smoke runs: train_limit, epochs)."""
     unknown = [r for r in rungs if r not in RUNGS]
     if unknown:
         raise FmnistError(f"unknown rung(s) {', '.join(unknown)}; rungs: {', '.join(RUNGS)}")
@@ -144,6 +148,7 @@ def run(
         "device": str(device),
         "machine": env,
         "data_load_s": load_s,
+        "settings": settings,
         "rungs": [],
         "compare": [],
     }
@@ -153,11 +158,13 @@ def run(
             n = seeds or DEFAULT_SEEDS.get(rung, 5)
             log(f"rung {rung}: {RUNGS[rung]}, {n} seeds ...")
             t0 = time.perf_counter()
-            record["rungs"].append(run_rung(ds, rung, n, device, tmp, log))
+            record["rungs"].append(run_rung(ds, rung, n, device, tmp, log, **settings))
             log(f"  ({time.perf_counter() - t0:.0f} s)")
         for recipe in compare:
             log(f"today's {recipe!r}: test accuracy each epoch, up to {compare_budget_s:.0f} s")
-            record["compare"].append(first_reach(ds, recipe, device, tmp, compare_budget_s))
+            record["compare"].append(
+                first_reach(ds, recipe, device, tmp, compare_budget_s, **settings)
+            )
     return record
 
 
