@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fmnist import FmnistError
+from fmnist import FmnistError, cli
 from fmnist.evaluate import infer
 from fmnist.models import create_model
 from fmnist.training.seeds import train_seeds
@@ -255,3 +255,19 @@ def test_bf16_asked_where_it_is_emulated_says_so_first(dataset, tmp_path, monkey
     assert re.search(r"measured \d+\.\dx the time of fp32", lines[note])
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     assert record["used"]["precision"] == "bf16"  # asked for explicitly: honoured
+
+
+def test_refused_or_failed_runs_leave_no_folder(tmp_path, capsys):
+    # refused before a folder is made: an unknown model name
+    assert cli.main(["train", "--model", "nope", "--out", str(tmp_path / "a")]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    # failed after the folder was made, before the first epoch: corrupt data
+    bad = tmp_path / "bad-data"
+    bad.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):  # fmt: skip
+        (bad / name).write_bytes(b"not an IDX file")
+    argv = ["train", "--out", str(tmp_path / "b"), "--data-dir", str(bad), "--no-download"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad-data"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from fmnist import FmnistError, data, read_json
+from fmnist.models import list_models
 
 # A recipe file: {"format": RECIPE_FORMAT, "settings": {TrainConfig field: value, ...}, ...}
 RECIPE_FORMAT = "fmnist-recipe/1"
@@ -230,6 +231,8 @@ def check(cfg: TrainConfig) -> TrainConfig:
         )
     if not 0.0 <= cfg.ema < 1.0 or not 0.0 <= cfg.warmup < 1.0:
         raise ConfigError("ema and warmup must be in [0, 1)")
+    if cfg.model not in list_models():
+        raise ConfigError(f"unknown model {cfg.model!r}; known models: {', '.join(list_models())}")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be cpu, cuda or auto, got {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():

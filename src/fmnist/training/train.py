@@ -236,14 +236,33 @@ def train(
 
 
 def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx, device):
-    lead = ctx.rank == 0
+    tensors = state = None
     if resume_run:
         run_dir = Path(out)
         tensors, state = resume.load(run_dir)
-    elif lead:
+    elif ctx.rank == 0:
+        made = out is None or not Path(out).exists()
         run_dir = prepare_run_dir(out, cfg)
+        try:
+            return _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, False, ctx,
+                        device, None, None)  # fmt: skip
+        except BaseException:
+            # a run that ends before its first checkpoint leaves nothing it made behind
+            if not (run_dir / CHECKPOINT).exists() and not (run_dir / "metrics.json").exists():
+                for name in ("config.json", "history.csv"):
+                    (run_dir / name).unlink(missing_ok=True)
+                if made and run_dir.is_dir() and not any(run_dir.iterdir()):
+                    run_dir.rmdir()
+            raise
     else:
         run_dir = None
+    return _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, ctx,
+                device, tensors, state)  # fmt: skip
+
+
+def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, ctx, device,
+         tensors, state):  # fmt: skip
+    lead = ctx.rank == 0
     if dataset is None:
         dataset = data.load(data_dir, download=download)
     if cfg.sync_bn and ctx.active and device.type != "cuda":
