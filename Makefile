@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; override for another build, e.g. make TORCH=torch==2.13.0+cu128
 TORCH ?= torch==2.13.0
 
-.PHONY: train test lint data browser postgres clean
+.PHONY: train test lint data browser postgres wheel-check clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[keras]"
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
@@ -37,7 +37,12 @@ browser:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || sh scripts/apt-install.sh postgresql
 
-test: $(VENV)/.test data lint browser postgres
+# The wheel as users get it: built, installed into a fresh venv outside the checkout, used
+# from an empty folder (predict, serve, the README's Python example).
+wheel-check: $(VENV)/.base data
+	TORCH="$(TORCH)" $(PY) scripts/wheel_check.py
+
+test: $(VENV)/.test data lint browser postgres wheel-check
 	$(PY) -m pytest
 
 clean:

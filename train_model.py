@@ -1,21 +1,25 @@
 """Train the tutorial's CNN with its settings and save it, as `python train_model.py` did.
 
 The run directory (config, history, metrics, model, report) goes under runs/; the model
-is also saved as models/fashion_mnist_model.safetensors with its description and metrics
-in models/fashion_mnist_model.json, and the tutorial's three figures are copied into
-plots/. Same as `fmnist train --recipe seed`, plus those copies.
+becomes the package's default model, src/fmnist/weights/default.*: the weights
+(.safetensors), their description and metrics (.json), and the same model as ONNX (.onnx)
+and Keras (.h5), all four written together or none. The tutorial's three figures are
+copied into plots/. Same as `fmnist train --recipe seed`, plus those copies.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODEL = ROOT / "models" / "fashion_mnist_model.safetensors"
+DEFAULT_MODEL = ROOT / "src" / "fmnist" / "weights" / "default.safetensors"
+SUFFIXES = (".safetensors", ".json", ".onnx", ".h5")  # the files of one model, kept together
 TUTORIAL_FIGURES = ("sample_images.png", "training_curves.png", "confusion_matrix.png")
 try:
     import fmnist  # noqa: F401
@@ -25,7 +29,23 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from fmnist import FmnistError  # noqa: E402
 from fmnist.analysis.report import write_report  # noqa: E402
 from fmnist.checkpoint import save_model  # noqa: E402
+from fmnist.deploy.export import export  # noqa: E402
 from fmnist.training.train import make_config, train  # noqa: E402
+
+
+def save_together(model, path: Path, metrics: dict, record: dict) -> Path:
+    """The model's weights, description, ONNX and Keras files, all or none: each is made
+    in a temporary folder beside `path` and only then renamed into place."""
+    path = path.with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".new-model-") as tmp:
+        stem = Path(tmp) / path.stem
+        new = save_model(model, stem.with_suffix(".safetensors"), metrics=metrics, record=record)
+        export(new, "onnx", out=stem.with_suffix(".onnx"))
+        export(new, "keras", out=stem.with_suffix(".h5"))
+        for suffix in SUFFIXES:
+            os.replace(stem.with_suffix(suffix), path.with_suffix(suffix))
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--model-path",
         default=str(DEFAULT_MODEL),
-        help="where to save the model (default: models/fashion_mnist_model.safetensors)",
+        help="where to save the model's four files (default: src/fmnist/weights/default.*)",
     )
     args = p.parse_args(argv)
     try:
@@ -48,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         headline = {k: v for k, v in m.items() if k not in ("per_class", "confusion_matrix")}
         headline["run"] = result.run_dir.name
         record = json.loads((result.run_dir / "config.json").read_text())
-        saved = save_model(result.model, args.model_path, metrics=headline, record=record)
+        saved = save_together(result.model, Path(args.model_path), headline, record)
         page = None
         if args.report:
             page = write_report(result.run_dir, data_dir=args.data_dir)
@@ -66,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"training time {m['train_s']:.1f} s on {m['device']}")
     print(f"run directory {result.run_dir}")
-    print(f"model         {saved} (+ {saved.with_suffix('.json').name})")
+    others = ", ".join(saved.with_suffix(s).name for s in SUFFIXES[1:])
+    print(f"model         {saved} (+ {others})")
     if page is not None:
         print(f"report        {page}")
     return 0

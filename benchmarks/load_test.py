@@ -7,7 +7,7 @@ PNG and the same items as product-like JPEG photos (light background, larger, of
 so both paths of the preparation are timed. Writes p50/p90/p99 latency and requests/s
 as JSON and exits non-zero on any error.
 
-    python benchmarks/load_test.py --model models/fashion_mnist_model.safetensors
+    python benchmarks/load_test.py --model default
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--model",
-        default="models/fashion_mnist_model.safetensors",
-        help="run directory or model file (default: models/fashion_mnist_model.safetensors)",
+        default="default",
+        help="default, best, a run directory or a model file (default: default)",
     )
     p.add_argument("--requests", type=int, default=2000, help="answers to wait for (default: 2000)")
     p.add_argument("--clients", type=int, default=8, help="concurrent connections (default: 8)")

@@ -58,7 +58,7 @@ def test_onnx_matches_pytorch_on_the_test_set(tiny_run, reference, tmp_path):
 
 def test_onnx_default_path_and_cli(tiny_run, capsys):
     target = tiny_run.run_dir / "model.onnx"
-    assert cli.main(["export", str(tiny_run.run_dir), "--format", "onnx"]) == 0
+    assert cli.main(["export", "--model", str(tiny_run.run_dir), "--format", "onnx"]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {target}"
     assert target.stat().st_size > 100_000
     target.unlink()
@@ -68,13 +68,26 @@ def test_export_errors_are_one_line_and_leave_nothing(tiny_run, tmp_path, capsys
     run = str(tiny_run.run_dir)
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "onnx", None)  # as if onnx were not installed
-        assert cli.main(["export", run, "--format", "onnx", "--out", str(tmp_path / "a.onnx")]) == 2
+        assert (
+            cli.main(
+                ["export", "--model", run, "--format", "onnx", "--out", str(tmp_path / "a.onnx")]
+            )
+            == 2
+        )
         assert "pip install onnx" in capsys.readouterr().err
-    assert cli.main(["export", run, "--format", "onnx", "--out", str(tmp_path / "m.txt")]) == 2
+    assert (
+        cli.main(["export", "--model", run, "--format", "onnx", "--out", str(tmp_path / "m.txt")])
+        == 2
+    )
     assert "must end in .onnx" in capsys.readouterr().err
-    assert cli.main(["export", run, "--format", "onnx", "--out", str(tmp_path / "no/m.onnx")]) == 2
+    assert (
+        cli.main(
+            ["export", "--model", run, "--format", "onnx", "--out", str(tmp_path / "no/m.onnx")]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
-    assert cli.main(["export", str(tmp_path), "--format", "onnx"]) == 2
+    assert cli.main(["export", "--model", str(tmp_path), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model.safetensors: no such file" in err
 
@@ -101,7 +114,7 @@ def keras():
 
 def test_keras_files_match_pytorch(keras, tiny_run, reference, tmp_path, capsys):
     run = tiny_run.run_dir
-    assert cli.main(["export", str(run), "--format", "keras"]) == 0
+    assert cli.main(["export", "--model", str(run), "--format", "keras"]) == 0
     written = [run / "model.keras", run / "model.h5"]
     assert capsys.readouterr().out.split() == [w for p in written for w in ("wrote", str(p))]
     logits, x = reference
@@ -142,7 +155,12 @@ def test_keras_model_is_the_tutorials(keras):
 def test_keras_missing_is_one_line(tiny_run, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "keras", None)  # as if Keras were not installed
     out = tmp_path / "m.keras"
-    assert cli.main(["export", str(tiny_run.run_dir), "--format", "keras", "--out", str(out)]) == 2
+    assert (
+        cli.main(
+            ["export", "--model", str(tiny_run.run_dir), "--format", "keras", "--out", str(out)]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'fashion-mnist-cnn[keras]'" in err
     assert not out.exists()

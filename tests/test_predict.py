@@ -216,19 +216,22 @@ def image_dir(dataset, tmp_path):
 
 
 def test_cli_json_text_and_csv(model_path, predictor, dataset, image_dir, tmp_path, capsys):
-    assert cli.main(["predict", str(model_path), str(image_dir), "--json", "--top-k", "2"]) == 0
+    assert (
+        cli.main(["predict", "--model", str(model_path), str(image_dir), "--json", "--top-k", "2"])
+        == 0
+    )
     results = json.loads(capsys.readouterr().out)
     assert [r["file"].rsplit("/", 1)[-1] for r in results] == [f"item{i}.png" for i in range(4)]
     expected = predictor.probabilities(dataset.test_images[:4]).argmax(1)
     assert [r["predictions"][0]["index"] for r in results] == list(expected)
     assert all(len(r["predictions"]) == 2 for r in results)
 
-    assert cli.main(["predict", str(model_path), str(image_dir / "item0.png")]) == 0
+    assert cli.main(["predict", "--model", str(model_path), str(image_dir / "item0.png")]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(str(image_dir / "item0.png")) and line.count("%") == 3
 
     out = tmp_path / "p.csv"
-    assert cli.main(["predict", str(model_path), str(image_dir), "--csv", str(out)]) == 0
+    assert cli.main(["predict", "--model", str(model_path), str(image_dir), "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 4 * 3 and rows[0]["rank"] == "1"
     assert int(rows[0]["index"]) == expected[0]
@@ -237,7 +240,7 @@ def test_cli_json_text_and_csv(model_path, predictor, dataset, image_dir, tmp_pa
 def test_cli_bad_image_is_one_line_and_writes_nothing(model_path, image_dir, tmp_path, capsys):
     (image_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "p.csv"
-    assert cli.main(["predict", str(model_path), str(image_dir), "--csv", str(out)]) == 2
+    assert cli.main(["predict", "--model", str(model_path), str(image_dir), "--csv", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken.png" in err and "Traceback" not in err
     assert not out.exists()
@@ -246,10 +249,10 @@ def test_cli_bad_image_is_one_line_and_writes_nothing(model_path, image_dir, tmp
 def test_cli_bad_model_and_flags(image_dir, tmp_path, capsys):
     (tmp_path / "m.safetensors").write_bytes(b"not weights")
     (tmp_path / "m.json").write_text("{}")
-    assert cli.main(["predict", str(tmp_path / "m.safetensors"), str(image_dir)]) == 2
+    assert cli.main(["predict", "--model", str(tmp_path / "m.safetensors"), str(image_dir)]) == 2
     assert "not an fmnist model description" in capsys.readouterr().err
-    assert cli.main(["predict", "m", str(image_dir), "--top-k", "0"]) == 2
+    assert cli.main(["predict", "--model", "m", str(image_dir), "--top-k", "0"]) == 2
     assert "--top-k 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["predict", "m", "x.png", "--json", "--csv", "out.csv"])
+        cli.main(["predict", "--model", "m", "x.png", "--json", "--csv", "out.csv"])
     assert exit_info.value.code == 2

@@ -46,7 +46,7 @@ def test_rows_from_a_run_a_sweep_and_a_model(tiny_run, tmp_path):
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "summary.json").write_text(json.dumps(summary))
     sweep = results.read(tmp_path / "sweep")
-    text = results.table([run, sweep, results.read("models/fashion_mnist_model.json")])
+    text = results.table([run, sweep, results.read("src/fmnist/weights/default.json")])
     lines = text.splitlines()
     assert len(lines) == 5 and all(ln.count("|") == 9 for ln in lines)
     assert "92.00% ± 1.00% (3 seeds: 91.00, 92.00, 93.00)" in lines[3]

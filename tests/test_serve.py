@@ -9,6 +9,7 @@ import socket
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fmnist import cli
@@ -214,8 +215,17 @@ def test_page_and_docs(client):
 
 def test_serve_command_errors(tiny_run, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["serve"]) == 2
-    assert "no default model" in capsys.readouterr().err
+    # with no --model, the best model that comes with the package, from any folder
+    served = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: served.update(app=app, **kw))
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["serve", "--port", "8765"]) == 0
+    finally:
+        torch.set_num_threads(threads)  # serve sets one thread per request worker
+    health = TestClient(served["app"]).get("/health").json()
+    assert health["model"] == "wide_cnn" and served["port"] == 8765
+    assert "serving best at" in capsys.readouterr().out
     assert cli.main(["serve", "--model", str(tmp_path / "none.safetensors")]) == 2
     assert "no such file" in capsys.readouterr().err
     with socket.socket() as taken:

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import json
 
+# the model a command uses when none is named
+MODEL_HELP = (
+    "default or best (the models that come with the package), a run directory or a "
+    ".safetensors model file (default: best)"
+)
+
+
+def model_flag(sp) -> None:
+    sp.add_argument("--model", default="best", metavar="MODEL", help=MODEL_HELP)
+
 
 def cmd_predict(args) -> int:
     from fmnist.deploy.predict import format_results, predict_files, write_csv
@@ -21,7 +31,7 @@ def cmd_predict(args) -> int:
 
 def add_predict(sub) -> None:
     sp = sub.add_parser("predict", help="classify your own images (photos or 28x28 images)")
-    sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")
+    model_flag(sp)
     sp.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="image files or folders")
     sp.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
     out = sp.add_mutually_exclusive_group()
@@ -39,11 +49,7 @@ def cmd_serve(args) -> int:
 
 def add_serve(sub) -> None:
     sp = sub.add_parser("serve", help="HTTP API and web page for a model")
-    sp.add_argument(
-        "--model",
-        default="models/fashion_mnist_model.safetensors",
-        help="a run directory or model file (default: models/fashion_mnist_model.safetensors)",
-    )
+    model_flag(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     sp.add_argument("--port", type=int, default=8000, help="(default: 8000)")
     sp.set_defaults(func=cmd_serve)
@@ -59,12 +65,12 @@ def cmd_export(args) -> int:
 
 def add_export(sub) -> None:
     sp = sub.add_parser("export", help="write the model as ONNX or Keras")
-    sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")
+    model_flag(sp)
     sp.add_argument("--format", required=True, choices=["onnx", "keras"], help="file format")
     sp.add_argument(
         "--out",
-        help="output file (default: beside the model; keras writes both .keras and .h5, "
-        "or the one --out names)",
+        help="output file (default: beside the model, or MODEL.onnx in this folder for a "
+        "packaged model; keras writes both .keras and .h5, or the one --out names)",
     )
     sp.set_defaults(func=cmd_export)
 

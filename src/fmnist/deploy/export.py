@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from fmnist import FmnistError
-from fmnist.checkpoint import atomic_write, load_model, read_description, resolve
+from fmnist.checkpoint import PACKAGED, atomic_write, load_model, read_description, resolve
 
 OPSET = 17  # ONNX Runtime 1.14 (2023) and later run it
 
@@ -33,7 +33,10 @@ class ExportError(FmnistError):
 
 
 def default_stem(model_path: str | os.PathLike) -> Path:
-    """Exports go beside the weights: runs/x/model.onnx, models/name.onnx."""
+    """Exports go beside the weights (runs/x/model.onnx), and a packaged model's into the
+    current folder (best.onnx): the installed package is no place to write."""
+    if str(model_path) in PACKAGED:
+        return Path(str(model_path))
     weights, _ = resolve(model_path)
     return weights.with_suffix("")
 

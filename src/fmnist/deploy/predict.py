@@ -253,9 +253,9 @@ class Predictor:
     metrics: dict
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Predictor:
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Predictor:
         info = read_description(path)
-        model = load_model(path)
+        model = load_model(path, device)
         classes = tuple(info.get("classes") or CLASSES)
         return cls(model, classes, info["model"], info.get("metrics") or {})
 
@@ -263,6 +263,20 @@ class Predictor:
         """uint8 (N, 28, 28) -> float (N, classes), each row summing to 1."""
         logits = infer(self.model, np.asarray(images, dtype=np.uint8).reshape(-1, SIZE, SIZE))
         return torch.softmax(logits.double(), dim=1).numpy()
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The underlying PyTorch model (eval mode; pixels in [0, 1], shape (N, 1, 28, 28))."""
+        return self.model
+
+    def predict(self, images) -> Predictions:
+        """Classes for images: a path, a PIL image, a NumPy array (28, 28) or (N, 28, 28) of
+        dataset pixels (uint8, or floats in [0, 1]), or a list of any of these. Photos are
+        prepared as `fmnist predict` prepares them."""
+        batch = np.stack([as_dataset_image(x) for x in as_list(images)])
+        probs = self.probabilities(batch)
+        labels = probs.argmax(1)
+        return Predictions(labels, [self.label(int(i)) for i in labels], probs)
 
     def label(self, index: int) -> str:
         return self.classes[index] if index < len(self.classes) else f"class {index}"
@@ -274,6 +288,46 @@ class Predictor:
             {"label": self.label(int(i)), "index": int(i), "probability": float(probs[i])}
             for i in order
         ]
+
+
+@dataclass
+class Predictions:
+    labels: np.ndarray  # (N,) class indices
+    names: list[str]  # (N,) class names
+    probabilities: np.ndarray  # (N, classes), rows summing to 1
+
+
+def as_list(images) -> list:
+    if isinstance(images, np.ndarray):
+        if images.ndim == 2:
+            return [images]
+        if images.ndim == 3:
+            return list(images)
+        raise ImageError(f"an array of shape {images.shape}: give (28, 28) or (N, 28, 28)")
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        return [images]
+    images = list(images)
+    if not images:
+        raise ImageError("no images given")
+    return images
+
+
+def as_dataset_image(x) -> np.ndarray:
+    """One image as uint8 (28, 28), the way the model takes it."""
+    if isinstance(x, (str, os.PathLike)):
+        return read_image(x)
+    if isinstance(x, Image.Image):
+        return prepare(x, "image")
+    a = np.asarray(x)
+    if a.shape != (SIZE, SIZE):
+        raise ImageError(f"an array of shape {a.shape}: a dataset image is (28, 28)")
+    if a.dtype == np.uint8:
+        return a
+    if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all():
+        raise ImageError(f"an array of {a.dtype}: give uint8 pixels or floats in [0, 1]")
+    if a.min() < 0 or a.max() > 1:
+        raise ImageError("float pixels must be in [0, 1] (or give uint8 pixels)")
+    return np.round(a * 255).astype(np.uint8)
 
 
 def predict_files(

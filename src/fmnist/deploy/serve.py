@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 import unicodedata
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -36,7 +35,6 @@ from fmnist.deploy.predict import (
     read_image,
 )
 
-DEFAULT_MODEL = Path("models/fashion_mnist_model.safetensors")
 MAX_BYTES = 10 * 2**20  # whole request body; a 12-megapixel phone JPEG is 3 to 6 MB
 MAX_FILES = 32  # images in one batch request
 
@@ -294,16 +292,10 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
-def serve(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 8000):
+def serve(model: str | os.PathLike = "best", host: str = "127.0.0.1", port: int = 8000):
     import torch
     import uvicorn
 
-    model = Path(model) if model else DEFAULT_MODEL
-    if model == DEFAULT_MODEL and not model.exists():
-        raise FmnistError(
-            f"{DEFAULT_MODEL}: no default model here; train one with `python train_model.py` "
-            "or pass --model RUN_DIR"
-        )
     if not 0 < port < 65536:
         raise FmnistError(f"--port {port}: give a port from 1 to 65535")
     app = create_app(model)
