@@ -94,7 +94,7 @@ def test_predict_takes_arrays_images_paths_and_mixes(dataset, default, tmp_path)
         (np.full((28, 28), 2.0), r"\[0, 1\]"),
         (np.full((28, 28), np.nan), "floats"),
         ([], "no images"),
-        ("missing.png", "no such file"),
+        ("missing.png", "No such file"),
     ],
 )
 def test_predict_refuses_what_is_not_an_image(default, images, message):
@@ -109,7 +109,12 @@ def test_load_model_refuses_an_unknown_name(tmp_path):
 
 def test_train_returns_the_run(dataset, tmp_path):
     result = fmnist.train(
-        recipe="fast", train_limit=1500, dataset=dataset, out=tmp_path / "run", log=None
+        recipe="fast",
+        train_limit=3000,
+        batch_size=64,
+        dataset=dataset,
+        out=tmp_path / "run",
+        log=None,
     )
     assert result.run_dir == tmp_path / "run" and result.metrics["test_accuracy"] > 0.5
     assert isinstance(result.model, torch.nn.Module)
