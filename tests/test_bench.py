@@ -37,4 +37,8 @@ def test_bench_runs_end_to_end_and_reports(dataset):
     assert result["inference"]["ours_batch_1000_images_per_s"] > 0
     table = bench.format_table(result)
     assert "| training images/s" in table and "fast" in table
+    m = result["machine"]
+    assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert m["torch_threads"] == torch.get_num_threads() and m["torch"] == torch.__version__
+    assert m["cpu_capability"] in table
     json.dumps(result)  # the record is plain JSON

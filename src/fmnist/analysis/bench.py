@@ -244,6 +244,9 @@ def run(
         "machine": {
             "cpu": env["cpu"],
             "cpu_count": env["cpu_count"],
+            "cpu_capability": env["cpu_capability"],
+            "native_bf16": env["native_bf16"],
+            "isa_pins": env["isa_pins"],
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
@@ -273,7 +276,7 @@ def format_table(result: dict) -> str:
     m = result["machine"]
     lines = [
         f"{result['date'][:10]}, {result['device']}: {m['cpu']} ({m['cpu_count']} cores, "
-        f"{m['torch_threads']} threads), torch {m['torch']}"
+        f"{m.get('cpu_capability', '?')}, {m['torch_threads']} threads), torch {m['torch']}"
         + (f", {m['cuda']}" if m["cuda"] else ""),
         "",
         "| measure | plain PyTorch loop | fmnist | ratio |",
