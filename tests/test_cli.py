@@ -5,7 +5,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+from fmnist import FmnistError, data
+from fmnist.checkpoint import load_model
+from fmnist.evaluate import infer
 
 from .idx import synthetic_set, write_set
 
@@ -125,6 +130,49 @@ def test_train_model_script_smoke(tmp_path):
     assert res.returncode == 0, res.stderr
     info = json.loads((tmp_path / "m.json").read_text())
     assert info["metrics"]["epochs"] == 1 and info["metrics"]["test_accuracy"] > 0.5
+    # the four files of the model, written together, agree on the test set
+    assert sorted(p.name for p in tmp_path.glob("m.*")) == [
+        "m.h5", "m.json", "m.onnx", "m.safetensors"
+    ]  # fmt: skip
+    assert not list(tmp_path.glob(".new-model-*"))
+    ds = data.load(download=False)
+    x = ds.test_images[:2000].astype(np.float32)[:, None] / 255
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    onnx_pred = session.run(None, {session.get_inputs()[0].name: x})[0].argmax(1)
+    torch_pred = infer(load_model(tmp_path / "m.safetensors"), ds.test_images[:2000]).argmax(1)
+    assert (onnx_pred == torch_pred.numpy()).mean() > 0.999
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    k = keras.models.load_model(tmp_path / "m.h5", compile=False)
+    keras_pred = np.asarray(k.predict(x.transpose(0, 2, 3, 1), verbose=0)).argmax(1)
+    assert (keras_pred == torch_pred.numpy()).mean() > 0.999
+
+
+def test_the_default_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch, tiny_run):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_model", os.path.join(ROOT, "train_model.py")
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    before = {}
+    for suffix in script.SUFFIXES:
+        (tmp_path / f"m{suffix}").write_text("old")
+        before[suffix] = "old"
+
+    def fail(model_path, fmt, out=None):
+        if fmt == "keras":
+            raise FmnistError("keras export failed")
+        return real(model_path, fmt, out)
+
+    real = script.export
+    monkeypatch.setattr(script, "export", fail)
+    with pytest.raises(FmnistError):
+        script.save_together(tiny_run.model, tmp_path / "m.safetensors", {}, {})
+    assert {s: (tmp_path / f"m{s}").read_text() for s in script.SUFFIXES} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"m{s}" for s in before)
 
 
 def test_benchmarks_refuse_an_unwritable_results_file_before_measuring(tmp_path):

@@ -24,10 +24,19 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(asked: str, device: torch.device) -> str:
-    """The precision a run uses: "auto" is bf16 where the device runs it natively, else fp32."""
+# Below this cost a model gains nothing reliable from native bfloat16: on a 2-core AVX-512
+# BF16 EPYC the seed CNN (1.4 MFLOP per image) trained at 0.98x and 1.11x its fp32 images/s
+# in two runs, speed_s (8.0) at 1.58x, speed_m (19.3) at 1.53x and 1.65x, wide_cnn (58.3)
+# at 1.78x and 2.0x (benchmarks/frontier/precision-*.json). So auto never runs slower.
+BF16_MIN_MFLOP = 5.0
+
+
+def resolve_precision(asked: str, device: torch.device, mflop: float | None = None) -> str:
+    """The precision a run uses: "auto" is bf16 where the device runs it natively and the
+    model (`mflop` per image, where known) is large enough to gain from it, else fp32."""
     if asked == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        big = mflop is None or mflop >= BF16_MIN_MFLOP
+        return "bf16" if big and native_bf16(device) else "fp32"
     return asked
 
 

@@ -74,7 +74,7 @@ def run_rung(ds, rung: str, seeds: int, device, out_dir: Path, log=print, **sett
         "mflop_per_image": round(flops(model) / 1e6, 2),
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
-        "precision": resolve_precision(cfg.precision, device),
+        "precision": resolve_precision(cfg.precision, device, flops(model) / 1e6),
         "tta": cfg.tta,
         "seeds": seeds,
         "test_accuracy": {
@@ -173,7 +173,11 @@ def format_table(record: dict) -> str:
     lines = [
         f"{record['date'][:10]}, {record['device']}: {env['cpu']} ({env['cpu_capability']}, "
         f"native bf16: {'yes' if env['native_bf16'] else 'no'}"
-        + (f", pinned by {env['isa_pins']}" if env.get("isa_pins") else "")
+        + (
+            ", pinned by " + " ".join(f"{k}={v}" for k, v in env["isa_pins"].items())
+            if env.get("isa_pins")
+            else ""
+        )
         + f"), {env['torch_threads']} threads, torch {env['torch']}",
         "",
     ]
@@ -196,13 +200,14 @@ def format_table(record: dict) -> str:
         ]
         for c in compare:
             hit = c["first_reach_s"].get(r["rung"])
-            cells.append(
-                f"{hit:.0f} s"
-                if hit is not None
-                else f"not in {c['curve'][-1][0]:.0f} s"
-                if c["curve"]
-                else "-"
-            )
+            if hit is not None:
+                cells.append(f"{hit:.0f} s")
+            elif not c["curve"]:
+                cells.append("-")
+            elif c["finished"]:  # the whole recipe ran
+                cells.append(f"not reached ({c['epochs_run']} epochs, {c['curve'][-1][0]:.0f} s)")
+            else:
+                cells.append(f"not in {c['curve'][-1][0]:.0f} s (stopped)")
         lines.append("| " + " | ".join(cells) + " |")
     if record.get("data_load_s") is not None:
         lines += [

@@ -32,7 +32,7 @@ from fmnist.evaluate import (
     resolve_precision,
     to_input,
 )
-from fmnist.models import count_parameters, create_model, summary
+from fmnist.models import count_parameters, create_model, flops, summary
 from fmnist.training import distributed, resume
 from fmnist.training.config import (  # noqa: F401 (the names other stages import from here)
     RECIPES,
@@ -269,7 +269,10 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
         raise ConfigError("sync_bn needs CUDA (PyTorch's SyncBatchNorm); leave it off on CPUs")
     # what the run was asked for stays in `asked` (config.json); the loop runs `cfg`, with
     # the precision this device runs fastest where the recipe left it to the machine
-    asked, cfg = cfg, dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
+    # (the probe model is made before the seed is set, so it changes no random state)
+    mflop = flops(create_model(cfg.model)) / 1e6
+    precision = resolve_precision(cfg.precision, device, mflop)
+    asked, cfg = cfg, dataclasses.replace(cfg, precision=precision)
     used = {"precision": cfg.precision, "device": str(device)}
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
