@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fmnist import FmnistError
-from fmnist.evaluate import infer, resolve_precision
-from fmnist.models import create_model, flops
+from fmnist.evaluate import infer
+from fmnist.models import flops
 from fmnist.training.train import environment, make_config, resolve_device, train
 
 # rung (test accuracy) -> the recipe that reaches it fastest on 2 CPU cores (fp32, AVX2)
@@ -61,20 +61,19 @@ def run_rung(ds, rung: str, seeds: int, device, out_dir: Path, log=print, **sett
         acc = figure(m, cfg.tta)
         values.append(acc)
         times.append(m["train_s"])
-        n_train = json.loads((result.run_dir / "config.json").read_text())["data"]["n_train"]
-        rates.append(n_train * m["epochs"] / m["train_s"])
+        record = json.loads((result.run_dir / "config.json").read_text())
+        rates.append(record["data"]["n_train"] * m["epochs"] / m["train_s"])
         log(f"  {rung} {recipe} seed {seed}: {acc:.2%} in {m['train_s']:.1f} s")
-    model = create_model(cfg.model)
     mean = statistics.mean(values)
     return {
         "rung": rung,
         "recipe": recipe,
         "model": cfg.model,
-        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "mflop_per_image": round(flops(model) / 1e6, 2),
+        "parameters": m["parameters"],
+        "mflop_per_image": round(flops(result.model) / 1e6, 2),
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
-        "precision": resolve_precision(cfg.precision, device, flops(model) / 1e6),
+        "precision": record["used"]["precision"],  # what the runs used, as they recorded it
         "tta": cfg.tta,
         "seeds": seeds,
         "test_accuracy": {

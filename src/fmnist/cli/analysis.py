@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from fmnist import FmnistError
-from fmnist.cli.common import data_flags, results_file, save_results
+from fmnist.cli.common import MODEL_HELP, data_flags, results_file, save_results
 
 
 def cmd_evaluate(args) -> int:
@@ -27,7 +27,7 @@ def cmd_evaluate(args) -> int:
 
 def add_evaluate(sub) -> None:
     sp = sub.add_parser("evaluate", help="test-set accuracy, per-class report, confusion matrix")
-    sp.add_argument("model", metavar="MODEL", help="a run directory or a .safetensors model file")
+    sp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     sp.add_argument("--tta", action="store_true", help="average with the mirrored image")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     data_flags(sp)

@@ -17,6 +17,13 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# what a MODEL argument takes
+MODEL_HELP = (
+    "default or best (the models that come with the package), a run directory or a "
+    ".safetensors model file"
+)
+
+
 def data_flags(sp) -> None:
     """--data-dir and --no-download, for every command that reads the dataset."""
     sp.add_argument(

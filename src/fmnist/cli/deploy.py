@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 
-# the model a command uses when none is named
-MODEL_HELP = (
-    "default or best (the models that come with the package), a run directory or a "
-    ".safetensors model file (default: best)"
-)
+from fmnist.cli.common import MODEL_HELP
 
 
 def model_flag(sp) -> None:
-    sp.add_argument("--model", default="best", metavar="MODEL", help=MODEL_HELP)
+    sp.add_argument(
+        "--model", default="best", metavar="MODEL", help=MODEL_HELP + " (default: best)"
+    )
 
 
 def cmd_predict(args) -> int:

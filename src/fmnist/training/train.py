@@ -267,13 +267,6 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
         dataset = data.load(data_dir, download=download)
     if cfg.sync_bn and ctx.active and device.type != "cuda":
         raise ConfigError("sync_bn needs CUDA (PyTorch's SyncBatchNorm); leave it off on CPUs")
-    # what the run was asked for stays in `asked` (config.json); the loop runs `cfg`, with
-    # the precision this device runs fastest where the recipe left it to the machine
-    # (the probe model is made before the seed is set, so it changes no random state)
-    mflop = flops(create_model(cfg.model)) / 1e6
-    precision = resolve_precision(cfg.precision, device, mflop)
-    asked, cfg = cfg, dataclasses.replace(cfg, precision=precision)
-    used = {"precision": cfg.precision, "device": str(device)}
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
 
@@ -286,6 +279,12 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     y_val = dataset.train_labels[val_idx]
 
     model = create_model(cfg.model)
+    # what the run was asked for stays in `asked` (config.json); the loop runs `cfg`, with
+    # the precision this device runs fastest where the recipe left it to the machine
+    # (counting FLOPs is a forward pass in eval mode: no random state or statistics change)
+    precision = resolve_precision(cfg.precision, device, flops(model) / 1e6)
+    asked, cfg = cfg, dataclasses.replace(cfg, precision=precision)
+    used = {"precision": cfg.precision, "device": str(device)}
     if cfg.bn_momentum:
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
