@@ -12,7 +12,7 @@ from fmnist.data import CLASSES
 
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` runs bfloat16 natively: on CPUs oneDNN's AVX-512 BF16 or AMX kernels
-    (elsewhere it emulates them: 14x slower than fp32 for wide_cnn on a 2-core AVX2 EPYC),
+    (elsewhere it emulates them: 13x slower than fp32 for wide_cnn held to AVX2),
     on CUDA a GPU with bfloat16 (Ampere and newer)."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
