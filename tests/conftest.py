@@ -35,3 +35,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """The real command line, run in a forked child per call (tests/cliserver.py)."""
+    from tests.cliserver import CommandServer
+
+    with CommandServer() as run:
+        yield run

@@ -154,7 +154,7 @@ def test_report_refuses_a_corrupt_record(cli_run, tmp_path, capsys):
     (broken / "metrics.json").write_text("{not json")
     assert cli.main(["report", str(broken), "--no-download"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{broken}: unreadable run record" in err
+    assert err.count("\n") == 1 and f"{broken / 'metrics.json'}: not a readable run record" in err
 
 
 def test_report_files_are_readable_by_others(cli_run):

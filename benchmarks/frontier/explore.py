@@ -7,34 +7,56 @@ the mirror image), training seconds and the machine. Run it under the reference 
 The test set plays no part in the choice (its figure is not printed or written here).
 """
 
+import dataclasses
 import json
 import sys
 import time
 
 from fmnist import data
-from fmnist.models import SpeedCNN, SpeedCNNArgs, create_model, flops, register
+from fmnist import models as M
+from fmnist.models import create_model, flops, register
 from fmnist.training.train import environment, make_config, train
 
-# candidate sizes of speed_cnn, by name
+# candidate sizes of registered models, by name: (model, its arguments' new defaults)
 SIZES = {
-    "sp8x16": dict(stem=8, width=16),
-    "sp12x16": dict(stem=12, width=16),
-    "sp16x24": dict(stem=16, width=24),
-    "sp16x32": dict(stem=16, width=32),
-    "sp8x16b2": dict(stem=8, width=16, blocks=2),
+    "sp8x16": ("speed_cnn", dict(stem=8, width=16)),
+    "sp12x16": ("speed_cnn", dict(stem=12, width=16)),
+    "sp16x24": ("speed_cnn", dict(stem=16, width=24)),
+    "sp16x32": ("speed_cnn", dict(stem=16, width=32)),
+    "sp8x16b2": ("speed_cnn", dict(stem=8, width=16, blocks=2)),
+    "q12": ("quick_cnn", dict(width=12)),
+    "q24": ("quick_cnn", dict(width=24)),
+    "q32": ("quick_cnn", dict(width=32)),
 }
-for name in SIZES:
-    register(name, type(name, (SpeedCNNArgs,), {"__annotations__": {}}))(
-        type(name, (SpeedCNN,), {})
+for name, (base, defaults) in SIZES.items():
+    base_cls, base_args = M._REGISTRY[base]
+    args_cls = dataclasses.make_dataclass(
+        name + "Args",
+        [(k, int, dataclasses.field(default=v)) for k, v in defaults.items()],
+        bases=(base_args,),
+        frozen=True,
     )
+    register(name, args_cls)(type(name, (base_cls,), {}))
 
 CANDIDATES = {
     "fast3": ("fast", dict(epochs=3)),
     "fast3_b256": ("fast", dict(epochs=3, batch_size=256, lr=1.2e-2)),
     "fast4_flip": ("fast", dict(epochs=4, augment="flip", tta=True)),
 }
+_QUICK = dict(model="quick_cnn", channels_last=True)
+for ep in (1, 2, 3):
+    for bs, lr in ((128, 8e-3), (256, 1.2e-2), (512, 2e-2)):
+        CANDIDATES[f"quick_e{ep}_b{bs}"] = ("fast", dict(_QUICK, epochs=ep, batch_size=bs, lr=lr))
+for model in ("quick_cnn", "q24", "q32"):
+    for ep in (3, 4, 6, 8, 12):
+        CANDIDATES[f"{model}_flip_e{ep}"] = (
+            "tuned",
+            dict(model=model, epochs=ep, batch_size=256, lr=8e-3, select="last",
+                 channels_last=True, tta=True),
+        )  # fmt: skip
+CANDIDATES["q12_e2_b128"] = ("fast", dict(_QUICK, model="q12", epochs=2, batch_size=128, lr=8e-3))
 for size in SIZES:
-    for ep in (2, 3, 4, 6, 8, 12, 16):
+    for ep in (2, 3, 4, 6, 8, 10, 12, 16):
         CANDIDATES[f"{size}_e{ep}"] = (
             "tuned",
             dict(
@@ -56,20 +78,6 @@ def main(out, names):
     env = environment()
     for name in names:
         recipe, settings = CANDIDATES[name]
-        model = settings.get("model")
-        if model in SIZES:
-            # the registered subclass takes the size as its defaults
-            import dataclasses
-
-            cls_args = dataclasses.make_dataclass(
-                model + "Args",
-                [(k, int, dataclasses.field(default=v)) for k, v in SIZES[model].items()],
-                bases=(SpeedCNNArgs,),
-                frozen=True,
-            )
-            from fmnist import models as M
-
-            M._REGISTRY[model] = (M._REGISTRY[model][0], cls_args)
         cfg = make_config(recipe, **settings, device="cpu", patience=0)
         t0 = time.perf_counter()
         res = train(cfg, out=f"runs/explore/{name}-{int(t0)}", dataset=ds, log=lambda *a: None)

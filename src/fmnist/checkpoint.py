@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fmnist import FmnistError, read_json
+from fmnist import FmnistError, read_json, regular_file
 from fmnist.data import CLASSES
 from fmnist.models import ModelError, create_model, model_args
 
@@ -83,7 +83,7 @@ def resolve(path: str | os.PathLike) -> tuple[Path, Path]:
     if str(path) in PACKAGED:
         path = WEIGHTS / f"{path}.safetensors"
     p = Path(path)
-    if not p.exists():
+    if not p.exists() and not os.path.lexists(p):
         raise CheckpointError(
             f"{path}: no such file or directory; give a run directory or a model file"
         )
@@ -98,8 +98,9 @@ def resolve(path: str | os.PathLike) -> tuple[Path, Path]:
         )
     desc = p.with_suffix(".json")
     for f in (p, desc):
-        if not f.is_file():
-            raise CheckpointError(f"{f}: no such file; give a run directory or a model file")
+        regular_file(
+            f, "model file", CheckpointError, "no such file; give a run directory or a model file"
+        )
     return p, desc
 
 
@@ -135,31 +136,68 @@ def save_model(
 
 
 def read_description(path: str | os.PathLike) -> dict:
+    """A model's description, its shape checked: format, model name, arguments, classes."""
     _, desc = resolve(path)
     info = read_json(desc, "model description", error=CheckpointError)
     if not isinstance(info, dict) or info.get("format") != FORMAT or "model" not in info:
         raise CheckpointError(f"{desc}: not an fmnist model description (format {FORMAT})")
+    if not isinstance(info["model"], str):
+        raise CheckpointError(f"{desc}: field 'model' must be a model's name")
+    if not isinstance(info.get("args", {}), dict):
+        raise CheckpointError(f"{desc}: field 'args' must be an object of the model's arguments")
+    classes = info.get("classes")
+    if classes is not None and (
+        not isinstance(classes, list)
+        or not all(isinstance(c, str) and c.strip() and len(c) <= 100 for c in classes)
+    ):
+        raise CheckpointError(f"{desc}: field 'classes' must be a list of class names")
     return info
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the architecture from the description and load the weights (eval mode)."""
+    """Rebuild the architecture from the description and load the weights (eval mode).
+
+    Checked at this one door: the description (see read_description), the arguments'
+    ranges, as many class names as the model has outputs, every tensor's name, shape and
+    dtype against the architecture, and weights that are all finite."""
     weights, desc = resolve(path)
     info = read_description(path)
     try:
         model = create_model(info["model"], **info.get("args", {}))
     except (ModelError, TypeError) as e:
         raise CheckpointError(f"{desc}: {e}") from None
+    outputs = getattr(model.args, "num_classes", len(CLASSES))
+    classes = info.get("classes")
+    if (
+        classes is None
+        and outputs != len(CLASSES)
+        or classes is not None
+        and len(classes) != outputs
+    ):
+        raise CheckpointError(
+            f"{desc}: {len(classes or CLASSES)} class names for a model with {outputs} outputs"
+        )
+    regular_file(weights, "model file", CheckpointError)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: not a valid safetensors file ({e})") from None
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        want = expected.get(name)
+        if want is not None and tensor.dtype != want.dtype:
+            raise CheckpointError(
+                f"{weights}: tensor {name!r} is {tensor.dtype}, model {info['model']!r} "
+                f"needs {want.dtype}"
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{weights}: tensor {name!r} holds NaN or infinite values")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()
+        first = " ".join(str(e).split())
         raise CheckpointError(
-            f"{weights}: weights do not fit model {info['model']!r} ({' '.join(first[:2])})"
+            f"{weights}: weights do not fit model {info['model']!r} ({first[:300]})"
         ) from None
     return model.to(device).eval()
 

@@ -7,6 +7,7 @@ Its architecture arguments live in a small dataclass, saved beside the weights.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,9 +49,38 @@ def create_model(name: str, **kwargs) -> nn.Module:
             f"model {name!r} has no argument {', '.join(unknown)}; "
             f"its arguments: {', '.join(sorted(known)) or 'none'}"
         )
-    model = cls(args_cls(**kwargs))
-    model.args = args_cls(**kwargs)
+    args = args_cls(**kwargs)
+    check_args(name, args)
+    model = cls(args)
+    model.args = args
     return model
+
+
+# What any architecture argument may be: whole numbers are sizes (channels, blocks, layers,
+# classes), fractions are dropout rates. An architecture checks its own finer rules.
+INT_RANGE = (1, 4096)
+CLASSES_RANGE = (2, 1000)
+FLOAT_RANGE = (0.0, 1.0)  # low included, high excluded
+
+
+def check_args(name: str, args) -> None:
+    """Refuse an argument of the wrong type or out of range, naming it."""
+    for f in dataclasses.fields(args):
+        value, kind = getattr(args, f.name), type(f.default)
+        if kind is int:
+            low, high = CLASSES_RANGE if f.name == "num_classes" else INT_RANGE
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ModelError(
+                    f"model {name!r}: {f.name} must be a whole number from {low} to {high}, "
+                    f"got {value!r}"
+                )
+        elif kind is float:
+            low, high = FLOAT_RANGE
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or not low <= value < high:
+                raise ModelError(
+                    f"model {name!r}: {f.name} must be a number in [{low}, {high}), got {value!r}"
+                )
 
 
 def model_args(model: nn.Module) -> dict:
@@ -345,6 +375,41 @@ class SpeedMedium(SpeedCNN):
 @register("speed_l", SpeedLargeArgs)
 class SpeedLarge(SpeedCNN):
     pass
+
+
+@dataclass(frozen=True)
+class QuickCNNArgs:
+    num_classes: int = 10  # outputs
+    width: int = 16  # channels of the 5x5 first convolution; doubled at each of the next two
+
+
+@register("quick_cnn", QuickCNNArgs)
+class QuickCNN(nn.Module):
+    """Three stages of conv, 2x2 max-pool, BatchNorm (no learned scale), GELU: 28 -> 14 -> 7
+    -> 3 pixels, then one linear layer. Pooling before BatchNorm and GELU makes them run on a
+    quarter of the pixels; at width 16 it costs 4.2 MFLOP per image and trains at about the
+    seed CNN's images/s in channels-last (fmnist bench --ladder)."""
+
+    def __init__(self, args: QuickCNNArgs):
+        super().__init__()
+        if not 1 <= args.width <= 256:
+            raise ModelError(f"quick_cnn width must be 1 to 256, got {args.width}")
+        layers: list[nn.Module] = [Normalize()]
+        cin, cout, kernel = 1, args.width, 5
+        for _ in range(3):
+            bn = nn.BatchNorm2d(cout)
+            bn.weight.requires_grad_(False)
+            conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
+            layers += [conv, nn.MaxPool2d(2), bn, nn.GELU()]
+            cin, cout, kernel = cout, cout * 2, 3
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.classifier = nn.Linear(cin * 9, args.num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
 
 
 # ----------------------------------------------------------------------------

@@ -8,8 +8,6 @@ data URIs in RUN_DIR/report.html, which needs no network and no other file.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,9 @@ from fmnist.analysis import plots
 from fmnist.analysis.report_html import render
 from fmnist.checkpoint import atomic_write, load_model
 from fmnist.evaluate import evaluate_logits, infer
+from fmnist.files import NUMBER, output_dir, read_numeric_csv, read_record
 
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.safetensors", "model.json")
 
 
@@ -60,16 +60,16 @@ def read_run(run_dir: str | os.PathLike) -> Run:
             f"{d}: not a finished run directory ({', '.join(missing)} missing); "
             "give the folder a completed `fmnist train` wrote"
         )
-    try:
-        config = json.loads((d / "config.json").read_text())
-        metrics = json.loads((d / "metrics.json").read_text())
-        model_info = json.loads((d / "model.json").read_text())
-        with open(d / "history.csv", newline="") as f:
-            history = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
-        raise ReportError(f"{d}: unreadable run record ({e})") from None
-    if not isinstance(config, dict) or "config" not in config or not history:
-        raise ReportError(f"{d}: config.json or history.csv is incomplete; train the run again")
+    # every record through one reader that checks its shape and names the file and field
+    number_or_null = (NUMBER, None)
+    metrics = read_record(d / "metrics.json", "run record", {
+        "test_accuracy": NUMBER, "test_loss?": number_or_null, "val_accuracy?": number_or_null,
+        "best_epoch?": (int, None), "epochs?": int, "stopped_early?": bool,
+        "train_s?": NUMBER, "parameters?": int, "non_trainable?": int, "device?": str,
+    }, ReportError)  # fmt: skip
+    config = read_record(d / "config.json", "run record", {"config": dict}, ReportError)
+    model_info = read_record(d / "model.json", "model description", {"model": str}, ReportError)
+    history = read_numeric_csv(d / "history.csv", "training history", HISTORY_COLUMNS, ReportError)
     return Run(d, config, history, metrics, model_info)
 
 
@@ -337,6 +337,7 @@ def write_report(
     if tsne_points < 10:
         raise ReportError(f"--tsne-points must be at least 10, got {tsne_points}")
     run = read_run(run_dir)
+    output_dir(run.directory / "plots", "", ReportError)
     model = load_model(run.directory)
     ds = dataset if dataset is not None else data.load(data_dir, download=download)
     logits, features = logits_and_features(model, ds.test_images)

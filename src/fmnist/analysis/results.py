@@ -4,10 +4,12 @@ model descriptions."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from pathlib import Path
 
 from fmnist import FmnistError, read_json
+from fmnist.files import NUMBER, check_fields
 from fmnist.training.config import RECIPES, SETTING_FLAGS, TrainConfig, make_config
 
 
@@ -68,7 +70,9 @@ def read(path: str | Path) -> dict:
     obj = read_json(path, "results record", missing="no such record", error=ResultsError)
     if not isinstance(obj, dict):
         raise ResultsError(f"{path}: not a results record")
+    where = str(path)
     if "n" in obj and _figure(obj, "test_accuracy"):  # a sweep's summary.json
+        _check_summary(obj, where)
         test, tta = _figure(obj, "test_accuracy"), _figure(obj, "test_accuracy_tta")
         return {
             "config": obj.get("config", {}),
@@ -80,12 +84,17 @@ def read(path: str | Path) -> dict:
             "machine": machine(obj.get("environment"), obj.get("device")),
         }
     if "metrics" in obj and "record" in obj:  # a model description
+        check_fields(obj, {"metrics": dict, "record": dict}, where, ResultsError)
         metrics, record = obj["metrics"], obj["record"]
+        where += ": metrics"
     elif "test_accuracy" in obj and (path.parent / "config.json").is_file():  # metrics.json
         metrics = obj
         record = read_json(path.parent / "config.json", "run record", error=ResultsError)
+        check_fields(record, {}, str(path.parent / "config.json"), ResultsError)
     else:
         raise ResultsError(f"{path}: not a sweep summary, a run directory or a model description")
+    check_fields(metrics, METRICS, where, ResultsError)
+    check_fields(record, RECORD, where.replace(": metrics", ": record"), ResultsError)
     return {
         "config": record.get("config", {}),
         "n": 1,
@@ -95,6 +104,29 @@ def read(path: str | Path) -> dict:
         "parameters": metrics.get("parameters"),
         "machine": machine(record.get("environment"), metrics.get("device")),
     }
+
+
+# the fields a row needs, by kind (see fmnist.files.check_fields)
+METRICS = {"test_accuracy": NUMBER, "test_accuracy_tta?": NUMBER, "train_s": NUMBER,
+           "parameters?": (int, None), "device?": (str, None)}  # fmt: skip
+RECORD = {"config?": dict, "environment?": (dict, None)}
+FIGURE = {"mean": NUMBER, "values": list}
+
+
+def _check_summary(obj: dict, where: str) -> None:
+    check_fields(obj, {"n": int, "train_s": dict, "parameters?": (int, None), **RECORD},
+                 where, ResultsError)  # fmt: skip
+    check_fields(obj["train_s"], {"mean": NUMBER}, f"{where}: train_s", ResultsError)
+    for key in ("test_accuracy", "test_accuracy_tta"):
+        if _figure(obj, key):
+            check_fields(obj[key], FIGURE, f"{where}: {key}", ResultsError)
+            values = obj[key]["values"]
+            if not values or not all(_is_number(v) for v in values):
+                raise ResultsError(f"{where}: {key}.values must be a list of numbers")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def parameters(model: str | None) -> int | None:

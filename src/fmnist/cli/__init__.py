@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     except FmnistError as e:
         sys.stderr.write(f"fmnist {args.command}: error: {e}\n")
         return 2
+    except OSError as e:
+        # the file system refused something no check foresaw: still one line, status 2
+        where = f"{e.filename}: " if e.filename else ""
+        sys.stderr.write(f"fmnist {args.command}: error: {where}{e.strerror or e}\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"fmnist {args.command}: interrupted\n")
         return 130

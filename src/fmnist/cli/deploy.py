@@ -14,8 +14,11 @@ def model_flag(sp) -> None:
 
 
 def cmd_predict(args) -> int:
-    from fmnist.deploy.predict import format_results, predict_files, write_csv
+    from fmnist.deploy.predict import ImageError, format_results, predict_files, write_csv
+    from fmnist.files import output_file
 
+    if args.csv:
+        output_file(args.csv, "--csv", ImageError)
     results = predict_files(args.model, args.images, top_k=args.top_k)
     if args.csv:
         write_csv(args.csv, results)

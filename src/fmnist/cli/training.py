@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from fmnist import FmnistError
 from fmnist.cli.common import data_flags
+from fmnist.files import output_dir, output_file
 
 
 def cmd_train(args) -> int:
@@ -185,20 +188,28 @@ def cmd_tune(args) -> int:
     )
     if args.trials < 1:
         raise FmnistError(f"--trials must be at least 1, got {args.trials}")
+    output_dir(args.out, "--out")
+    recipe_out = output_file(
+        args.recipe_out or Path(args.out) / "best.json", "--recipe-out", new_folders=True
+    )
     storage = args.storage or tune.default_storage(args.out)
-    study = tune.run(
-        base,
-        args.trials,
-        args.out,
-        storage,
-        study_name=args.study,
-        data_dir=args.data_dir,
-        download=args.download,
-        seed=args.sampler_seed,
-    )
-    recipe = tune.write_recipe(
-        study, base, args.recipe_out or Path(args.out) / "best.json", storage
-    )
+    made = not os.path.lexists(args.out)
+    try:
+        study = tune.run(
+            base,
+            args.trials,
+            args.out,
+            storage,
+            study_name=args.study,
+            data_dir=args.data_dir,
+            download=args.download,
+            seed=args.sampler_seed,
+        )
+        recipe = tune.write_recipe(study, base, recipe_out, storage)
+    except FmnistError:
+        if made:  # a refusal leaves nothing behind: not even the folder of failed trials
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     best = study.best_trial
     print(f"\nstudy {study.study_name!r} in {tune.redact(storage)}: {len(study.trials)} trials")
     print(f"best: trial {best.number}, validation accuracy {best.value:.4f}, {best.params}")

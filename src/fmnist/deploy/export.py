@@ -24,6 +24,7 @@ from torch import nn
 
 from fmnist import FmnistError
 from fmnist.checkpoint import PACKAGED, atomic_write, load_model, read_description, resolve
+from fmnist.files import output_file
 
 OPSET = 17  # ONNX Runtime 1.14 (2023) and later run it
 
@@ -45,9 +46,7 @@ def check_out(out: Path, suffixes: tuple[str, ...]) -> Path:
     out = Path(out)
     if out.suffix not in suffixes:
         raise ExportError(f"--out {out}: the file name must end in {' or '.join(suffixes)}")
-    if not out.parent.is_dir():
-        raise ExportError(f"--out {out}: folder {out.parent} does not exist")
-    return out
+    return output_file(out, "--out", ExportError)
 
 
 # ----------------------------------------------------------------------------

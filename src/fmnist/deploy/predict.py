@@ -27,6 +27,7 @@ from fmnist import FmnistError
 from fmnist.checkpoint import atomic_write, load_model, read_description
 from fmnist.data import CLASSES
 from fmnist.evaluate import infer
+from fmnist.files import output_file, regular_file
 
 SIZE = 28  # pixels on each side of a dataset image
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # decoders we let Pillow use
@@ -66,10 +67,13 @@ def open_image(
             raise ImageError(f"{name}: empty file; send a PNG, JPEG, WebP, GIF or BMP image")
         fp = io.BytesIO(source)
     else:
-        fp = Path(source)
-        if fp.is_dir():
-            raise ImageError(f"{name}: is a folder, not an image")
-        if fp.is_file() and fp.stat().st_size == 0:
+        fp = regular_file(source, "image", ImageError, "no such file")
+        try:
+            with open(fp, "rb") as f:
+                empty = not f.read(1)
+        except OSError as e:
+            raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
+        if empty:
             raise ImageError(f"{name}: empty file; give a PNG, JPEG, WebP, GIF or BMP image")
     try:
         img = Image.open(fp, formats=FORMATS)
@@ -177,7 +181,10 @@ def adaptive_sharpen(rgb: np.ndarray) -> np.ndarray:
 def prepare(img: Image.Image, name: str = "image") -> np.ndarray:
     """Any decoded image -> uint8 (28, 28), item bright on a dark background."""
     if looks_like_dataset(img):
-        return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+        g = np.asarray(img.convert("L"), dtype=np.uint8).copy()
+        rgb = np.repeat(g[..., None], 3, axis=2)
+        trim_box(rgb, background(rgb), name)  # refuses an image all of one colour
+        return g
     img = to_rgb(img)
     longer = max(img.size)
     if longer > WORK_EDGE:
@@ -231,10 +238,8 @@ def find_images(inputs: list[str | os.PathLike]) -> list[Path]:
             if not files:
                 raise ImageError(f"{p}: no images in this folder ({', '.join(SUFFIXES)})")
             found += files
-        elif p.is_file():
-            found.append(p)
         else:
-            raise ImageError(f"{p}: no such file or folder")
+            found.append(regular_file(p, "image", ImageError, "no such file or folder"))
     return found
 
 
@@ -360,10 +365,7 @@ def write_csv(path: str | os.PathLike, results: list[dict]) -> None:
                         [r["file"], rank, p["label"], p["index"], f"{p['probability']:.6f}"]
                     )
 
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ImageError(f"--csv {path}: folder {path.parent} does not exist")
-    atomic_write(path, write)
+    atomic_write(output_file(path, "--csv", ImageError), write)
 
 
 def format_results(results: list[dict]) -> str:

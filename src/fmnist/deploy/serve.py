@@ -8,15 +8,17 @@ truncated, not an image, too many pixels, a missing field) answers 4xx with
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations,
 # which refer to values local to create_app.
 import base64
+import errno
 import io
 import logging
 import os
+import re
 import socket
 import unicodedata
 from typing import Annotated
 
 import numpy as np
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
@@ -132,6 +134,13 @@ class BodyLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        boundary = multipart_boundary(dict(scope["headers"]).get(b"content-type", b""))
+        if boundary:
+            shorter = shorten_filenames(body, boundary)
+            if len(shorter) != len(body):
+                body = shorter
+                headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+                scope = {**scope, "headers": [*headers, (b"content-length", b"%d" % len(body))]}
         delivered = False
 
         async def replay():
@@ -142,6 +151,35 @@ class BodyLimit:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+
+MAX_NAME_BYTES = 1000  # a part's file name is cut to its last bytes beyond this
+
+
+def multipart_boundary(content_type: bytes) -> bytes | None:
+    match = re.search(rb'boundary="?([^";,\s]{1,200})', content_type, re.IGNORECASE)
+    if not content_type.lower().startswith(b"multipart/form-data") or not match:
+        return None
+    return match.group(1)
+
+
+def shorten_filenames(body: bytes, boundary: bytes, limit: int = MAX_NAME_BYTES) -> bytes:
+    """The body with every part's file name cut to its last `limit` bytes: the multipart
+    parser refuses a header line over 4 KiB, and a name is only ever shown, shortened."""
+    delimiter = b"--" + boundary
+    parts = body.split(delimiter)
+    for i, part in enumerate(parts[1:], 1):
+        end = part.find(b"\r\n\r\n")
+        if end < 0 or end <= limit:
+            continue
+        head = re.sub(
+            rb'(filename="?)([^"\r\n]*)',
+            lambda m: m.group(1) + m.group(2)[-limit:] if len(m.group(2)) > limit else m.group(0),
+            part[:end],
+            flags=re.IGNORECASE,
+        )
+        parts[i] = head + part[end:]
+    return delimiter.join(parts)
 
 
 def display_name(filename: str | None, default: str) -> str:
@@ -160,6 +198,16 @@ def png_data_url(image: np.ndarray) -> str:
 # ----------------------------------------------------------------------------
 # App
 # ----------------------------------------------------------------------------
+
+
+async def one_file_field(request: Request) -> None:
+    """/predict takes one image: several 'file' fields are refused, not silently cut."""
+    form = await request.form()
+    sent = len(form.getlist("file"))
+    if sent > 1:
+        raise HTTPException(
+            400, f"{sent} 'file' fields; /predict takes one image (several: /predict/batch)"
+        )
 
 
 def create_app(
@@ -225,6 +273,7 @@ def create_app(
     )
     def predict(
         file: Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, GIF or BMP")],
+        _one: Annotated[None, Depends(one_file_field)],
         top_k: int = top_k_query,
         include_input: bool = include_query,
     ):
@@ -287,6 +336,16 @@ def check_port(host: str, port: int) -> None:
         try:
             s.bind(address)
         except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise FmnistError(
+                    f"--host {host}: not an address of this machine ({e.strerror}); "
+                    "use 127.0.0.1, or 0.0.0.0 for every address"
+                ) from None
+            if e.errno == errno.EACCES:
+                raise FmnistError(
+                    f"cannot listen on {host}:{port} ({e.strerror}); ports below 1024 need "
+                    "privileges: pick a --port from 1024 up"
+                ) from None
             raise FmnistError(
                 f"cannot listen on {host}:{port} ({e.strerror}); pick another --port"
             ) from None

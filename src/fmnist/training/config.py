@@ -6,6 +6,7 @@ Unknown settings, wrong types and values out of range are refused with the setti
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,13 +208,33 @@ def check(cfg: TrainConfig) -> TrainConfig:
             ok = True
         if not ok:
             raise ConfigError(f"{f.name} must be {kind.__name__}, got {value!r}")
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name.replace('_', '-')} must be a finite number, got {value}")
     for name in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(cfg, name) < 1:
             raise ConfigError(
                 f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}"
             )
-    if cfg.lr <= 0:
-        raise ConfigError(f"learning rate must be positive, got {cfg.lr}")
+    ranges = {  # name: (low, high, low included, high included)
+        "lr": (0.0, 10.0, False, True),
+        "adam_eps": (0.0, 1.0, False, True),
+        "weight_decay": (0.0, 1.0, True, True),
+        "label_smoothing": (0.0, 1.0, True, False),
+        "bn_momentum": (0.0, 1.0, True, True),
+        "patience": (0, 10**6, True, True),
+        "train_limit": (0, 10**9, True, True),
+        "seed": (0, 2**32 - 1, True, True),
+    }
+    for name, (low, high, low_in, high_in) in ranges.items():
+        value = getattr(cfg, name)
+        if not (
+            (value >= low if low_in else value > low)
+            and (value <= high if high_in else value < high)
+        ):
+            span = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+            raise ConfigError(f"{name.replace('_', '-')} must be in {span}, got {value}")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ConfigError(f"validation fraction must be in (0, 1), got {cfg.val_fraction}")
     choices = {

@@ -365,6 +365,8 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
                 val = evaluate_logits(
                     infer(judged, x_val, cfg.eval_batch_size, precision=cfg.precision), y_val
                 )
+            if val["test_loss"] is not None and not math.isfinite(val["test_loss"]):
+                raise _diverged(epoch, val["test_loss"], run_dir)
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
             row = {

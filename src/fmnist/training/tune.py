@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fmnist import FmnistError
 from fmnist.checkpoint import write_json
+from fmnist.files import output_dir
 from fmnist.training.config import RECIPE_FORMAT, TrainConfig, check
 from fmnist.training.train import train
 
@@ -84,7 +85,7 @@ def open_storage(url: str):
 
 def open_study(storage_url: str, name: str, seed: int | None = None, pruner=None):
     optuna = _optuna()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial: one line, ours
     return optuna.create_study(
         storage=open_storage(storage_url),
         study_name=name,
@@ -116,7 +117,7 @@ def run(
     if base.all_data:
         raise FmnistError("tuning scores trials on the validation split; drop all_data")
     optuna = _optuna()
-    out = Path(out)
+    out = output_dir(out, "--out")
     try:
         (out / "trials").mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -138,11 +139,17 @@ def run(
 
         run_dir = out / "trials" / f"{study_name}-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
-        result = train(cfg, out=run_dir, dataset=dataset, log=lambda *a: None, on_epoch=report)
+        try:
+            result = train(cfg, out=run_dir, dataset=dataset, log=lambda *a: None, on_epoch=report)
+        except FmnistError as e:
+            trial.set_user_attr("error", str(e))
+            raise
         return result.metrics["val_accuracy"]
 
     def said(study, trial):
         value = "pruned" if trial.value is None else f"val acc {trial.value:.4f}"
+        if "error" in trial.user_attrs:
+            value = trial.user_attrs["error"]
         log(f"trial {trial.number}: {trial.state.name.lower()}, {value}, {trial.params}")
 
     study.optimize(objective, n_trials=trials, callbacks=[said], catch=(FmnistError,))

@@ -1,0 +1,167 @@
+"""Paths checked before work starts: outputs writable and of the right kind; records read
+through one reader that checks their shape and names the file and the field."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from fmnist import FmnistError, read_json, regular_file
+
+__all__ = ["output_file", "output_dir", "read_record", "read_numeric_csv", "regular_file"]
+
+
+def _probe(folder: Path) -> None:
+    """Prove a file can be created in `folder` (OSError otherwise); leaves nothing."""
+    fd, tmp = tempfile.mkstemp(prefix=".fmnist-write-test.", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for parent in [path, *path.parents]:
+        if os.path.lexists(parent):
+            return parent
+    return Path(".")
+
+
+def output_file(path, flag: str, error: type = FmnistError, new_folders: bool = False) -> Path:
+    """`path` where a file will be written: not a folder or special file, its folder an
+    existing, writable folder (or, with `new_folders`, one that can be made). Writes
+    nothing."""
+    where = f"{flag} {path}" if flag else str(path)
+    try:
+        return _output_file(Path(path), where, error, new_folders)
+    except OSError as e:  # a name too long, a loop of links, ...
+        raise error(f"{where}: {e.strerror or e}") from None
+
+
+def _output_file(path: Path, where: str, error: type, new_folders: bool) -> Path:
+    if path.is_dir():
+        raise error(f"{where}: a folder; give a file name")
+    if os.path.lexists(path) and not path.is_file():
+        raise error(f"{where}: exists and is not a regular file")
+    folder = path.parent
+    if new_folders:
+        try:
+            output_dir(folder, "", error)
+        except error as e:
+            raise error(f"{where}: {e}") from None
+        return path
+    if not folder.is_dir():
+        if os.path.lexists(folder):
+            raise error(f"{where}: {folder} is not a folder")
+        raise error(f"{where}: folder {folder} does not exist")
+    try:
+        _probe(folder)
+    except OSError as e:
+        raise error(f"{where}: cannot write in {folder} ({e.strerror or e})") from None
+    return path
+
+
+def output_dir(path, flag: str, error: type = FmnistError) -> Path:
+    """`path` where a folder of outputs will go: an existing writable folder, or a new one
+    whose nearest existing ancestor is a writable folder. Creates nothing."""
+    where = f"{flag} {path}" if flag else str(path)
+    try:
+        return _output_dir(Path(path), where, error)
+    except OSError as e:
+        raise error(f"{where}: {e.strerror or e}") from None
+
+
+def _output_dir(path: Path, where: str, error: type) -> Path:
+    base = _existing_ancestor(path)
+    if not base.is_dir():
+        what = "is" if base == path else f"is under {base}, which is"
+        raise error(f"{where}: {what} a file, not a folder")
+    try:
+        _probe(base)
+    except OSError as e:
+        raise error(f"{where}: cannot write in {base} ({e.strerror or e})") from None
+    return path
+
+
+NUMBER = "number"  # an int or a finite float, never a bool
+
+
+def _fits(value, kind) -> bool:
+    if kind == NUMBER:
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if isinstance(kind, tuple):
+        return any(_fits(value, k) for k in kind)
+    if kind is None:
+        return value is None
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _kind_name(kind) -> str:
+    if isinstance(kind, tuple):
+        return " or ".join(_kind_name(k) for k in kind)
+    if kind is None:
+        return "null"
+    if kind == NUMBER:
+        return "a finite number"
+    return {dict: "an object", list: "a list", str: "a string", int: "a whole number",
+            bool: "true or false"}.get(kind, kind.__name__)  # fmt: skip
+
+
+def check_fields(obj, fields: dict, where: str, error: type = FmnistError) -> dict:
+    """Raise `error` naming `where` and the field unless `obj` is a JSON object whose
+    `fields` (name: kind; a name ending in '?' may be absent) have those kinds."""
+    if not isinstance(obj, dict):
+        raise error(f"{where}: expected a JSON object, found {type(obj).__name__}")
+    for name, kind in fields.items():
+        optional = name.endswith("?")
+        name = name.rstrip("?")
+        if name not in obj:
+            if optional:
+                continue
+            raise error(f"{where}: field {name!r} is missing")
+        if not _fits(obj[name], kind):
+            raise error(
+                f"{where}: field {name!r} must be {_kind_name(kind)}, got {obj[name]!r:.60}"
+            )
+    return obj
+
+
+def read_record(path, what: str, fields: dict, error: type = FmnistError) -> dict:
+    """A JSON record whose shape is checked (see check_fields)."""
+    return check_fields(read_json(path, what, error=error), fields, str(path), error)
+
+
+def read_numeric_csv(
+    path, what: str, columns: tuple[str, ...], error: type = FmnistError
+) -> list[dict]:
+    """Rows of a CSV file whose `columns` are all present and numeric (empty = missing)."""
+    regular_file(path, what, error)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise error(f"{path}: not a readable {what} ({e})") from None
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise error(f"{path}: not a {what}: column {', '.join(missing)} missing")
+    if not rows:
+        raise error(f"{path}: {what} has no rows")
+    for i, row in enumerate(rows, 2):
+        for c in columns:
+            value = row.get(c)
+            if value in ("", None):
+                continue
+            try:
+                float(value)
+            except ValueError:
+                raise error(
+                    f"{path}: line {i}, column {c!r}: not a number ({value!r:.40})"
+                ) from None
+    return rows
