@@ -14,7 +14,7 @@ from PIL import Image
 
 from fmnist import cli
 from fmnist.deploy.predict import Predictor, read_image
-from fmnist.deploy.serve import BodyLimit, create_app, display_name
+from fmnist.deploy.serve import BodyLimit, create_app, display_name, shorten_filenames
 
 from .use_helpers import encode, quiet_import, synthetic_photo, usable_model
 
@@ -173,6 +173,36 @@ def test_bad_requests(client, sample):
     assert r.status_code == 415 and r.json()["error"].startswith("bad.png")
     assert client.get("/nowhere").status_code == 404
     assert client.post("/health").status_code == 405
+
+
+def test_one_file_field_per_predict(client, sample):
+    two = [("file", ("a.png", sample["png"])), ("file", ("b.png", sample["png"]))]
+    r = client.post("/predict", files=two)
+    assert r.status_code == 400 and "2 'file' fields" in r.json()["error"]
+
+
+@pytest.mark.parametrize("length", [999, 5000, 100_000])
+def test_long_file_names_are_shortened_never_refused(client, sample, predictor, length):
+    name = "x" * length + ".png"
+    r = client.post("/predict/batch", files=[("files", (name, sample["png"]))])
+    assert r.status_code == 200, r.text
+    shown = r.json()["results"][0]["filename"]
+    assert shown.endswith(".png") and len(shown) <= 100
+    r = client.post("/predict", files={"file": (name, sample["png"])})
+    want = int(predictor.probabilities(read_image(sample["png"])[None])[0].argmax())
+    assert r.status_code == 200 and r.json()["predictions"][0]["index"] == want
+
+
+def test_shorten_filenames_touches_only_part_headers():
+    content = b'filename="' + b"y" * 3000 + b'"'  # inside a file's bytes: kept as sent
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="' + b"n" * 3000
+        + b'.png"\r\nContent-Type: image/png\r\n\r\n' + content + b"\r\n--b--\r\n"
+    )  # fmt: skip
+    out = shorten_filenames(body, b"b", limit=1000)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    assert head.count(b"n") < 1100 and b"n" * 996 + b'.png"' in head
+    assert rest == content + b"\r\n--b--\r\n"
 
 
 def test_chunked_body_over_the_limit_is_cut_off():

@@ -183,10 +183,14 @@ def shorten_filenames(body: bytes, boundary: bytes, limit: int = MAX_NAME_BYTES)
 
 
 def display_name(filename: str | None, default: str) -> str:
-    """A client's file name made safe to show: last path part, printable, at most 100 chars."""
+    """A client's file name made safe to show: last path part, printable, at most 100
+    characters (a longer one keeps its start and its end)."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] not in "CZ" or c == " ")
-    return name.strip()[:100] or default
+    name = name.strip()
+    if len(name) > 100:  # keep the start and the end, where the suffix is
+        name = name[:60] + "…" + name[-39:]
+    return name or default
 
 
 def png_data_url(image: np.ndarray) -> str:
