@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import tempfile
 import urllib.error
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmnist import FmnistError
+from fmnist import FmnistError, regular_file
 
 CLASSES = (
     "T-shirt/top",
@@ -429,3 +430,97 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Ten
 
 
 AUGMENTATIONS = ("none", "flip", "crop_flip", "crop_flip_erase")
+
+
+# ----------------------------------------------------------------------------
+# Training images to leave out (fmnist train --exclude)
+# ----------------------------------------------------------------------------
+
+AUDIT_FORMAT = "fmnist-audit/1"
+
+
+def read_exclude(path) -> tuple[list[int], str]:
+    """(indices, sha256) of the training images an --exclude file names: an audit's JSON
+    (its `exclude.train`), a JSON list of indices, or one index per line."""
+    regular_file(path, "list of indices", DataError)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"--exclude {path}: cannot read ({e.strerror or e})") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    text = raw.decode("utf-8", errors="replace").strip()
+    try:
+        obj = json.loads(text) if text[:1] in "[{" else None
+    except ValueError as e:
+        raise DataError(f"--exclude {path}: not readable JSON ({e})") from None
+    if isinstance(obj, dict):
+        if obj.get("format") != AUDIT_FORMAT:
+            raise DataError(f"--exclude {path}: a JSON object that is not an fmnist audit")
+        obj = obj.get("exclude", {}).get("train")
+    elif obj is None:
+        obj = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    obj.append(int(line.strip()))
+                except ValueError:
+                    raise DataError(
+                        f"--exclude {path}: line {n} is not an image index: {line.strip()!r:.40}"
+                    ) from None
+    if not isinstance(obj, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in obj
+    ):
+        raise DataError(f"--exclude {path}: not a list of training image indices (0, 1, ...)")
+    return sorted(set(obj)), digest
+
+
+# ----------------------------------------------------------------------------
+# The data, open for inspection (fmnist data --export)
+# ----------------------------------------------------------------------------
+
+
+def pixel_stats(images: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of the pixels, scaled to [0, 1]."""
+    x = images.astype(np.float64) / 255
+    return float(x.mean()), float(x.std())
+
+
+def class_folder(label: int) -> str:
+    return f"{label}-{CLASSES[label].replace('/', '-').replace(' ', '_')}"
+
+
+def export(ds: FashionMNIST, fmt: str, out: str | os.PathLike) -> Path:
+    """Every image as a PNG in OUT/{train,test}/<label>-<class>/<index>.png, or the two
+    splits as OUT/fashion-mnist_{train,test}.csv (label, pixel1 ... pixel784). Written into
+    a temporary folder beside OUT and renamed at the end: OUT is whole or absent."""
+    from PIL import Image
+
+    out = Path(out)
+    if fmt not in ("png", "csv"):
+        raise DataError(f"--export {fmt}: give png or csv")
+    if os.path.lexists(out) and not (out.is_dir() and not any(out.iterdir())):
+        raise DataError(f"--export {out}: exists and is not an empty folder; name a new one")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for split, images, labels in (("train", ds.train_images, ds.train_labels),
+                                      ("test", ds.test_images, ds.test_labels)):  # fmt: skip
+            if fmt == "csv":
+                table = np.concatenate([labels[:, None], images.reshape(len(images), -1)], 1)
+                header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+                np.savetxt(tmp / f"fashion-mnist_{split}.csv", table, fmt="%d", delimiter=",",
+                           header=header, comments="")  # fmt: skip
+                continue
+            for label in range(len(CLASSES)):
+                (tmp / split / class_folder(label)).mkdir(parents=True)
+            for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+                Image.fromarray(image, "L").save(tmp / split / class_folder(label) / f"{i:05d}.png")
+        if out.is_dir():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

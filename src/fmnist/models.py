@@ -412,6 +412,16 @@ class QuickCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+@dataclass(frozen=True)
+class QuickMediumArgs(QuickCNNArgs):
+    width: int = 24
+
+
+@register("quick_m", QuickMediumArgs)
+class QuickMedium(QuickCNN):
+    pass
+
+
 # ----------------------------------------------------------------------------
 # Summary
 # ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from fmnist import FmnistError
 from fmnist.cli.common import MODEL_HELP, data_flags, results_file, save_results
 
@@ -13,15 +15,33 @@ def cmd_evaluate(args) -> int:
     from fmnist.checkpoint import load_model
     from fmnist.evaluate import evaluate_logits, format_report, infer
 
+    flagged = None
+    if args.audit:
+        from fmnist.analysis.audit import read_flagged_test
+
+        flagged = read_flagged_test(args.audit)
     model = load_model(args.model)
     ds = data.load(args.data_dir, download=args.download)
-    result = evaluate_logits(infer(model, ds.test_images, tta=args.tta), ds.test_labels)
+    logits = infer(model, ds.test_images, tta=args.tta)
+    result = evaluate_logits(logits, ds.test_labels)
     result["tta"] = args.tta
     result["model"] = str(args.model)
+    if flagged is not None:
+        if flagged and max(flagged) >= len(ds.test_labels):
+            raise FmnistError(f"--audit {args.audit}: names test images that do not exist")
+        keep = np.setdiff1d(np.arange(len(ds.test_labels)), flagged)
+        right = logits.argmax(1).numpy()[keep] == ds.test_labels[keep]
+        result["unflagged"] = {"images": len(keep), "test_accuracy": float(right.mean())}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_report(result))
+        if flagged is not None:
+            u = result["unflagged"]
+            print(
+                f"\non the {u['images']:,} test images the audit did not flag: "
+                f"{u['test_accuracy']:.2%} (all of them: {result['test_accuracy']:.2%})"
+            )
     return 0
 
 
@@ -30,6 +50,11 @@ def add_evaluate(sub) -> None:
     sp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     sp.add_argument("--tta", action="store_true", help="average with the mirrored image")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument(
+        "--audit",
+        metavar="AUDIT_JSON",
+        help="also give the accuracy on the test images this audit did not flag",
+    )
     data_flags(sp)
     sp.set_defaults(func=cmd_evaluate)
 
@@ -206,4 +231,57 @@ def add_report(sub) -> None:
     sp.set_defaults(func=cmd_report)
 
 
-COMMANDS = [add_evaluate, add_results, add_bench, add_baselines, add_report]
+def cmd_audit(args) -> int:
+    from fmnist import data
+    from fmnist.analysis.audit import AuditError, audit, write_audit
+    from fmnist.files import output_dir
+    from fmnist.training.train import make_config
+
+    out = output_dir(args.out, "--out", AuditError)
+    settings = {"model": args.model, "epochs": args.epochs, "seed": args.seed}
+    cfg = make_config(args.recipe, **settings, all_data=True, device=args.device)
+    if args.folds < 2:
+        raise AuditError(f"--folds must be at least 2, got {args.folds}")
+    ds = data.load(args.data_dir, download=args.download)
+    if args.quick:  # a slice, for a smoke test: 6,000 training and 2,000 test images
+        ds = data.FashionMNIST(
+            ds.train_images[:6000], ds.train_labels[:6000], ds.test_images[:2000],
+            ds.test_labels[:2000], ds.directory, ds.origin, ds.sha256,
+        )  # fmt: skip
+    record, arrays = audit(ds, cfg, folds=args.folds)
+    page = write_audit(record, arrays, ds, out)
+    ex = record["exact_duplicates"]["counts"]
+    near = record["near_duplicates"]
+    li = record["label_issues"]["counts"]
+    print(f"exact duplicates: {ex['train_extra_copies']} extra copies within train, "
+          f"{ex['test_extra_copies']} within test, {ex['test_images_in_train']} test images "
+          f"also in train")  # fmt: skip
+    for kind in ("pixel", "feature"):
+        c = near[kind]["counts"]
+        print(f"near-duplicates ({kind}, <= {near[kind]['threshold']:g}): {c['train_test']} "
+              f"test images near a training image, {c['train']} pairs within train, "
+              f"{c['test']} within test")  # fmt: skip
+    print(f"label suspects: {li['train']:,} training images, {li['test']:,} test images")
+    print(f"audit: {page} ({record['seconds']['total']:.0f} s)")
+    return 0
+
+
+def add_audit(sub) -> None:
+    sp = sub.add_parser(
+        "audit", help="duplicates, train/test near-duplicates and label issues, shown"
+    )
+    sp.add_argument("--recipe", default="rung90",
+                    help="recipe of the cross-validation models (default: rung90)")  # fmt: skip
+    sp.add_argument("--model", help="their architecture (default: the recipe's)")
+    sp.add_argument("--epochs", type=int, help="(default: the recipe's)")
+    sp.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    sp.add_argument("--seed", type=int, default=0, help="folds and weights (default: 0)")
+    sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
+    sp.add_argument("--out", default="audit", help="output folder (default: audit)")
+    sp.add_argument("--quick", action="store_true",
+                    help="a 6,000/2,000-image slice, for a smoke test")  # fmt: skip
+    data_flags(sp)
+    sp.set_defaults(func=cmd_audit)
+
+
+COMMANDS = [add_evaluate, add_results, add_bench, add_baselines, add_report, add_audit]

@@ -8,7 +8,17 @@ from fmnist.cli.common import data_flags
 def cmd_data(args) -> int:
     from fmnist import data
 
+    if args.export:
+        from fmnist.files import output_dir
+
+        if args.export[0] not in ("png", "csv"):
+            raise data.DataError(f"--export {args.export[0]}: give png or csv")
+        output_dir(args.export[1], "--export", data.DataError)
     ds = data.load(args.data_dir, download=args.download)
+    if args.export:
+        fmt, out = args.export
+        print(f"wrote {data.export(ds, fmt, out)}")
+        return 0
     print(f"Fashion-MNIST from {ds.origin}: {ds.directory}")
     for name, digest in ds.sha256.items():
         print(f"  {name:<26} sha256 {digest}  verified")
@@ -17,14 +27,24 @@ def cmd_data(args) -> int:
     for i, name in enumerate(data.CLASSES):
         print(f"  {i} {name:<12}{train[i]:>8}{test[i]:>8}")
     print(f"  {'total':<14}{train.sum():>8}{test.sum():>8}")
+    mean, std = data.pixel_stats(ds.train_images)
+    print(f"\n  training pixels in [0, 1]: mean {mean:.4f}, standard deviation {std:.4f}")
     return 0
 
 
 def add_data(sub) -> None:
-    sp = sub.add_parser("data", help="where the data came from, checksums, class counts")
+    sp = sub.add_parser(
+        "data", help="where the data came from, checksums, class counts, pixel statistics; export"
+    )
     data_flags(sp)
     sp.add_argument(
         "--download", action="store_true", help="download if no copy is found (default)"
+    )
+    sp.add_argument(
+        "--export",
+        nargs=2,
+        metavar=("png|csv", "DIR"),
+        help="write every image as a PNG in per-class folders, or each split as one CSV",
     )
     sp.set_defaults(func=cmd_data)
 

@@ -149,6 +149,12 @@ def add_train(sub) -> None:
         help="train on all 60,000 training images for exactly --epochs epochs (chosen on "
         "validation beforehand), keeping the last; no validation split",
     )
+    sp.add_argument(
+        "--exclude",
+        metavar="FILE",
+        help="leave these training images out: an audit.json (fmnist audit) or a list of "
+        "indices (JSON, or one per line)",
+    )
     sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
     sp.add_argument(
         "--resume",

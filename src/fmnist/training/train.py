@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,6 +48,7 @@ from fmnist.training.rundir import (  # noqa: F401
     CHECKPOINT,
     HISTORY_FIELDS,
     Progress,
+    default_run_dir,
     environment,
     prepare_run_dir,
     run_record,
@@ -241,8 +243,9 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
         run_dir = Path(out)
         tensors, state = resume.load(run_dir)
     elif ctx.rank == 0:
-        made = out is None or not Path(out).exists()
-        run_dir = prepare_run_dir(out, cfg)
+        target = Path(out) if out is not None else default_run_dir(cfg, f"s{cfg.seed}")
+        made = [p for p in (target, *target.parents) if not os.path.lexists(p)]
+        run_dir = prepare_run_dir(target, cfg)
         try:
             return _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, False, ctx,
                         device, None, None)  # fmt: skip
@@ -251,8 +254,9 @@ def _train(cfg, out, dataset, data_dir, download, log, on_epoch, resume_run, ctx
             if not (run_dir / CHECKPOINT).exists() and not (run_dir / "metrics.json").exists():
                 for name in ("config.json", "history.csv"):
                     (run_dir / name).unlink(missing_ok=True)
-                if made and run_dir.is_dir() and not any(run_dir.iterdir()):
-                    run_dir.rmdir()
+                for folder in made:  # the run directory, then any folder made above it
+                    if folder.is_dir() and not any(folder.iterdir()):
+                        folder.rmdir()
             raise
     else:
         run_dir = None
@@ -273,6 +277,20 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     train_idx, val_idx = data.run_split(
         dataset.train_labels, cfg.val_fraction, cfg.seed, cfg.train_limit, cfg.all_data
     )
+    excluded = None
+    if cfg.exclude:
+        # training images an audit flagged (or any list of indices): dropped from the
+        # training part only, so the validation split stays the same as without them
+        drop, digest = data.read_exclude(cfg.exclude)
+        if drop and drop[-1] >= len(dataset.train_labels):
+            raise ConfigError(
+                f"--exclude {cfg.exclude}: names training image {drop[-1]}, but there are "
+                f"{len(dataset.train_labels):,} (indices 0 to {len(dataset.train_labels) - 1})"
+            )
+        kept = np.setdiff1d(train_idx, drop)
+        excluded = {"file": str(cfg.exclude), "sha256": digest, "listed": len(drop),
+                    "dropped": int(len(train_idx) - len(kept))}  # fmt: skip
+        train_idx = kept
     x_train = torch.from_numpy(dataset.train_images[train_idx]).to(device)
     y_train = torch.from_numpy(dataset.train_labels[train_idx]).to(device)
     x_val = dataset.train_images[val_idx]
@@ -285,6 +303,8 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     precision = resolve_precision(cfg.precision, device, flops(model) / 1e6)
     asked, cfg = cfg, dataclasses.replace(cfg, precision=precision)
     used = {"precision": cfg.precision, "device": str(device)}
+    if excluded:
+        used["exclude"] = excluded
     if cfg.bn_momentum:
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -312,6 +332,8 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     trainable, stats = count_parameters(model)
     log(summary(model))
     log("config: " + json.dumps(dataclasses.asdict(asked)))
+    if excluded:
+        log(f"exclude: {excluded['dropped']:,} training images dropped ({cfg.exclude})")
     if asked.precision != cfg.precision:
         log(f"precision {asked.precision}: {cfg.precision} on this {device.type}")
     log(
