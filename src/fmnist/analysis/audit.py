@@ -36,7 +36,6 @@ FORMAT = data.AUDIT_FORMAT
 # just above them (audit.html shows both sides), on the real dataset.
 PIXEL_THRESHOLD = 0.02
 FEATURE_THRESHOLD = 0.002
-GALLERY = 12  # pairs or images per gallery
 
 
 class AuditError(FmnistError):

@@ -10,9 +10,10 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from fmnist.analysis.audit import GALLERY
 from fmnist.analysis.report_html import CSS, card, table
 from fmnist.data import CLASSES
+
+GALLERY = 12  # pairs or images per gallery
 
 PAGE_CSS = """
 .gallery { display: flex; flex-wrap: wrap; gap: 10px; margin: 10px 0 18px; }
