@@ -26,9 +26,10 @@ def native_bf16(device: torch.device) -> bool:
 
 # Below this cost a model gains nothing reliable from native bfloat16: on a 2-core AVX-512
 # BF16 EPYC the seed CNN (1.4 MFLOP per image) trained at 0.98x and 1.11x its fp32 images/s
-# in two runs, speed_s (8.0) at 1.58x, speed_m (19.3) at 1.53x and 1.65x, wide_cnn (58.3)
-# at 1.78x and 2.0x (benchmarks/frontier/precision-*.json). So auto never runs slower.
-BF16_MIN_MFLOP = 5.0
+# in two runs, quick_cnn (4.3) at 1.24x, speed_s (8.0) at 1.42x and 1.58x, quick_m (9.1) at
+# 1.72x, speed_m (19.3) at 1.53x to 1.98x, wide_cnn (58.3) at 1.73x to 2.0x
+# (benchmarks/frontier/precision-*.json). So auto never runs slower.
+BF16_MIN_MFLOP = 3.0
 
 
 def resolve_precision(asked: str, device: torch.device, mflop: float | None = None) -> str:
