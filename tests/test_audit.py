@@ -121,6 +121,8 @@ def test_audit_command_writes_its_files_and_the_page_opens(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert len(rows) == sum(record["label_issues"]["counts"].values())
     assert {r["split"] for r in rows} <= {"train", "test"}
+    figure = np.asarray(Image.open(out / "label_suspects.png").convert("L"), dtype=float)
+    assert figure.shape[1] > 1000 and figure.std() > 20  # images drawn, not a blank page
     if not Path(chromium.CHROMIUM).exists():
         pytest.skip("chromium is not installed (make chromium)")
     browser = chromium.Chromium()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fmnist.deploy.predict import Predictor, read_image
 from fmnist.deploy.serve import create_app
@@ -213,3 +214,21 @@ def test_bad_file_shows_the_servers_error(tab, tmp_path):
     assert tab.text("#top-label") == "\u2013"
     assert tab.js("document.getElementById('input-view').hidden")
     assert tab.js("document.querySelectorAll('#bars .top').length") == 0
+
+
+def test_grad_cam_toggle_overlays_the_heat_map(tab, dataset, tmp_path_factory):
+    path = tmp_path_factory.mktemp("explain") / "boot.png"
+    Image.fromarray(dataset.test_images[0]).save(path)
+    tab.upload("#file", path)
+    shown(tab, "boot.png")
+    assert tab.js("document.getElementById('heat').hidden")  # off until asked
+    tab.js("document.getElementById('explain-toggle').click()")
+    tab.wait("!document.getElementById('heat').hidden")
+    assert tab.js("document.getElementById('heat').src").startswith("data:image/png;base64,")
+    tab.wait("document.getElementById('heat').naturalWidth === 28")
+    artifacts = Path(os.environ.get("FMNIST_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "serve-page-grad-cam.png").write_bytes(tab.screenshot())
+    tab.js("document.getElementById('explain-toggle').click()")
+    tab.wait("document.getElementById('heat').hidden")
+    assert tab.errors() == []

@@ -27,7 +27,7 @@ FIGURES = [
     "sample_images", "class_distribution", "preprocessing", "mean_images", "pixel_histograms",
     "training_curves", "learning_rate",
     "confusion_matrix", "per_class_metrics", "classification_report", "confused_pairs",
-    "misclassified", "reliability", "feature_map",
+    "misclassified", "reliability", "feature_map", "explanations",
 ]  # fmt: skip
 TSNE_POINTS = 300  # enough for a map with ten clusters, about 2 s of t-SNE
 
@@ -202,7 +202,7 @@ def test_report_opens_in_chromium(cli_run, browser, tmp_path_factory):
     assert seen["broken"] == []
     assert seen["images"] == len(FIGURES) and min(seen["widths"]) > 300
     assert seen["figures"] == [f"fig-{k}" for k in FIGURES]
-    assert seen["sections"] == ["data", "training", "results", "config"]
+    assert seen["sections"] == ["data", "training", "results", "trust", "config"]
     shot = Image.open(io.BytesIO(seen["full_page"]))
     assert shot.size[0] >= 1000 and shot.size[1] > 5000
     assert np.asarray(shot.convert("L")).std() > 20

@@ -265,3 +265,23 @@ def test_serve_command_errors(tiny_run, tmp_path, capsys, monkeypatch):
         assert cli.main(["serve", "--model", str(tiny_run.run_dir), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pick another --port" in err
+
+
+def test_explain_returns_the_heat_map_of_the_top_class(client, sample, predictor):
+    r = client.post("/explain", files={"file": ("a.png", sample["png"])})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["method"] == "gradcam" and body["input"].startswith("data:image/png;base64,")
+    heat = Image.open(io.BytesIO(base64.b64decode(body["heatmap"].split(",", 1)[1])))
+    assert heat.mode == "RGBA" and heat.size == (28, 28)
+    top = int(predictor.probabilities(read_image(sample["png"])[None])[0].argmax())
+    assert body["predictions"][0]["index"] == top
+    assert np.asarray(heat)[..., 3].max() > 0  # some evidence shown
+
+
+def test_explain_keeps_the_upload_rules(client, sample):
+    assert client.post("/explain", files={"file": ("a.png", b"nope")}).status_code == 415
+    two = [("file", ("a.png", sample["png"])), ("file", ("b.png", sample["png"]))]
+    assert client.post("/explain", files=two).status_code == 400
+    assert client.post("/explain").status_code == 422
+    assert "/explain" in client.get("/openapi.json").json()["paths"]

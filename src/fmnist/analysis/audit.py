@@ -321,7 +321,8 @@ def _csv(rows: list[list], header: list[str]) -> str:
 
 
 def write_audit(record: dict, arrays: dict, ds: data.FashionMNIST, out: Path) -> Path:
-    """OUT/audit.json, audit.html and three CSV files, each written atomically."""
+    """OUT/audit.json, audit.html, label_suspects.png and three CSV files, each written
+    atomically."""
     from fmnist.analysis.audit_html import render
     from fmnist.checkpoint import atomic_write, write_json
 
@@ -358,6 +359,14 @@ def write_audit(record: dict, arrays: dict, ds: data.FashionMNIST, out: Path) ->
     }
     for name, text in texts.items():
         atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text))
+    from fmnist.analysis import plots
+
+    fig = plots.label_suspects({
+        "train": (ds.train_images, record["label_issues"]["train"]),
+        "test": (ds.test_images, record["label_issues"]["test"]),
+    })  # fmt: skip
+    png = plots.to_png(fig)
+    atomic_write(out / "label_suspects.png", lambda tmp: Path(tmp).write_bytes(png))
     write_json(out / "audit.json", record)
     return out / "audit.html"
 

@@ -204,7 +204,14 @@ def data_figures(ds: data.FashionMNIST, train_idx, val_idx, seed: int = 0):
 
 
 def build_figures(
-    run: Run, ds: data.FashionMNIST, logits: torch.Tensor, features, tsne_points, seed: int = 0
+    run: Run,
+    ds: data.FashionMNIST,
+    logits: torch.Tensor,
+    features,
+    tsne_points,
+    seed: int = 0,
+    model_for_trust: nn.Module | None = None,
+    robustness_result: dict | None = None,
 ) -> list[Figure]:
     figures: list[Figure] = []
 
@@ -317,7 +324,61 @@ def build_figures(
         "then t-SNE to two dimensions; colors are the true classes.",
         plots.feature_map(embed(features[pick], seed), y_true[pick]),
     )
+    explained = explanations(model_for_trust, ds.test_images, y_true, y_pred, confidence)
+    if explained is not None:
+        add("trust", "explanations", *explained)
+    if robustness_result is not None:
+        r = robustness_result
+        add(
+            "trust",
+            "robustness",
+            "Robustness under corruptions",
+            f"Test accuracy under 14 corruptions at severities 1 to 5 (kornia; fmnist "
+            f"robustness): clean {r['clean']:.2%}, mean under corruption {r['mean']:.2%} "
+            f"({r['relative']:.1%} of clean).",
+            plots.corruption_heatmap(r),
+        )
     return figures
+
+
+def explanations(model, images, y_true, y_pred, confidence):
+    """(title, caption, figure) of the explanations section: the six most confident
+    mistakes and one correct image per class, three methods each, with the deletion test
+    on 100 test images; None without a model or without Captum."""
+    if model is None:
+        return None
+    from fmnist.analysis import explain
+
+    try:
+        explain._captum()
+    except explain.ExplainError:
+        return None
+    wrong = np.flatnonzero(y_pred != y_true)
+    wrong = wrong[np.argsort(-confidence[wrong])][:6]
+    hits = [np.flatnonzero((y_true == c) & (y_pred == c)) for c in range(len(data.CLASSES))]
+    right = [int(h[0]) for h in hits if len(h)]
+    pick = np.array([*wrong, *right], dtype=int)
+    maps = {m: explain.attribute(model, images[pick], y_pred[pick], m) for m in explain.METHODS}
+    titles = [
+        f"{'wrong' if y_pred[i] != y_true[i] else 'right'}: {data.CLASSES[y_pred[i]]}"
+        + (f"\n(true {data.CLASSES[y_true[i]]})" if y_pred[i] != y_true[i] else "")
+        for i in pick
+    ]
+    faith = explain.faithfulness(model, images[:100])
+    verdicts = "; ".join(
+        f"{m}: area {faith[m]['auc']:.3f}"
+        + ("" if faith[m]["better_than_random"] else " (NO BETTER THAN RANDOM)")
+        for m in explain.METHODS
+    )
+    caption = (
+        "Why the model decided: for its most confident mistakes and one right answer per "
+        "class, Grad-CAM, integrated gradients and occlusion for the predicted class (red "
+        "for, blue against). Deletion test on 100 test images (the predicted class's "
+        "probability as the most-attributed pixels are blacked out, area under the curve "
+        f"up to 30% of the pixels; lower falls faster): {verdicts}; random order over the "
+        f"item's pixels: {faith['random']['auc']:.3f}."
+    )
+    return "Explanations", caption, plots.explanation_grid(images[pick], titles, maps)
 
 
 # ----------------------------------------------------------------------------
@@ -332,6 +393,7 @@ def write_report(
     download: bool = True,
     tsne_points: int = 2000,
     seed: int = 0,
+    with_robustness: bool = False,
 ) -> Path:
     """Write RUN_DIR/plots/*.png and RUN_DIR/report.html; return the page's path."""
     if tsne_points < 10:
@@ -341,7 +403,12 @@ def write_report(
     model = load_model(run.directory)
     ds = dataset if dataset is not None else data.load(data_dir, download=download)
     logits, features = logits_and_features(model, ds.test_images)
-    figures = build_figures(run, ds, logits, features, tsne_points, seed)
+    robust = None
+    if with_robustness:
+        from fmnist.analysis.robustness import robustness
+
+        robust = robustness(model, ds.test_images, ds.test_labels)
+    figures = build_figures(run, ds, logits, features, tsne_points, seed, model, robust)
     result = evaluate_logits(logits, ds.test_labels)
     probs = torch.softmax(logits, 1).numpy()
     result["ece"] = plots.calibration(probs.max(1), probs.argmax(1) == ds.test_labels)["ece"]

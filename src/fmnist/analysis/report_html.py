@@ -13,6 +13,7 @@ SECTIONS = (
         "Results",
         "How the kept weights do on the 10,000 test images, and where they fail.",
     ),
+    ("trust", "Trust", "Why the model decides as it does, and how it holds up."),
 )
 
 CSS = """
@@ -191,15 +192,20 @@ def render(run, ds, result: dict, figures) -> str:
     }
     after = {"training": history_block(run)}
     body = []
-    for key, heading, lead in SECTIONS:
+    shown = [
+        (key, heading, lead)
+        for key, heading, lead in SECTIONS
+        if before.get(key) is not None or any(f.section == key for f in figures)
+    ]
+    for key, heading, lead in shown:
         body.append(f'<section id="{key}"><h2>{heading}</h2><p class="lead">{escape(lead)}</p>')
-        body.append(before[key])
+        body.append(before.get(key, ""))
         body += [figure_html(f) for f in figures if f.section == key]
         body.append(after.get(key, ""))
         body.append("</section>")
     body.append(config_block(run))
 
-    links = [(k, h) for k, h, _ in SECTIONS] + [("config", "Configuration")]
+    links = [(k, h) for k, h, _ in shown] + [("config", "Configuration")]
     nav = "".join(f'<a href="#{k}">{h}</a>' for k, h in links)
     title = f"{cfg.get('model', 'model')} · {run.directory.resolve().name}"
     subtitle = " · ".join(

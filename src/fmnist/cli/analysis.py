@@ -211,8 +211,9 @@ def cmd_report(args) -> int:
     from fmnist.analysis.report import write_report
 
     page = write_report(
-        args.run_dir, data_dir=args.data_dir, download=args.download, tsne_points=args.tsne_points
-    )
+        args.run_dir, data_dir=args.data_dir, download=args.download,
+        tsne_points=args.tsne_points, with_robustness=args.robustness,
+    )  # fmt: skip
     print(f"figures: {page.parent / 'plots'}")
     print(f"report: {page}")
     return 0
@@ -226,6 +227,11 @@ def add_report(sub) -> None:
         type=int,
         default=2000,
         help="test images in the t-SNE feature map (default: 2000)",
+    )
+    sp.add_argument(
+        "--robustness",
+        action="store_true",
+        help="add test accuracy under 14 corruptions at 5 severities (fmnist robustness)",
     )
     data_flags(sp)
     sp.set_defaults(func=cmd_report)
@@ -284,4 +290,116 @@ def add_audit(sub) -> None:
     sp.set_defaults(func=cmd_audit)
 
 
-COMMANDS = [add_evaluate, add_results, add_bench, add_baselines, add_report, add_audit]
+def cmd_robustness(args) -> int:
+    from fmnist import data
+    from fmnist.analysis import plots
+    from fmnist.analysis.robustness import RobustnessError, robustness
+    from fmnist.checkpoint import load_model
+    from fmnist.files import output_file
+
+    if args.figure:
+        output_file(args.figure, "--figure", RobustnessError)
+    if args.limit is not None and args.limit < 1:
+        raise RobustnessError(f"--limit must be at least 1, got {args.limit}")
+    if args.seed < 0:
+        raise RobustnessError(f"--seed must be 0 or more, got {args.seed}")
+    model = load_model(args.model)
+    ds = data.load(args.data_dir, download=args.download)
+    n = args.limit or len(ds.test_labels)
+    log = None if args.json else print
+    if log:
+        log(f"{'corruption':<16}" + "  ".join(f"  s{s} " for s in args.severities))
+    result = robustness(model, ds.test_images[:n], ds.test_labels[:n], args.corruptions,
+                        args.severities, args.seed, log)  # fmt: skip
+    result["model"] = str(args.model)
+    if args.figure:
+        from pathlib import Path
+
+        from fmnist.checkpoint import atomic_write
+
+        png = plots.to_png(plots.corruption_heatmap(result, str(args.model)))
+        atomic_write(args.figure, lambda tmp: Path(tmp).write_bytes(png))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"\nclean {result['clean']:.2%}; mean under corruption {result['mean']:.2%} "
+              f"({result['relative']:.1%} of clean)")  # fmt: skip
+    return 0
+
+
+def add_robustness(sub) -> None:
+    from fmnist.analysis.robustness import CORRUPTIONS
+
+    sp = sub.add_parser("robustness", help="test accuracy under 14 corruptions, 5 severities")
+    sp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    sp.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                    metavar="S", help="severities 1 to 5 (default: all)")  # fmt: skip
+    sp.add_argument("--corruptions", nargs="+", metavar="NAME",
+                    help=f"(default: all: {', '.join(CORRUPTIONS)})")  # fmt: skip
+    sp.add_argument("--seed", type=int, default=0, help="of the random corruptions (default: 0)")
+    sp.add_argument("--limit", type=int, help="the first N test images only (default: all)")
+    sp.add_argument("--figure", metavar="PNG", help="also draw the heat map here")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    data_flags(sp)
+    sp.set_defaults(func=cmd_robustness)
+
+
+def cmd_explain(args) -> int:
+    from pathlib import Path
+
+    from fmnist.analysis import plots
+    from fmnist.analysis.explain import METHODS, ExplainError, _captum, attribute, summary
+    from fmnist.checkpoint import atomic_write
+    from fmnist.deploy.predict import Predictor, find_images, read_image
+    from fmnist.files import output_dir
+
+    methods = METHODS if args.method == "all" else (args.method,)
+    _captum()  # missing: one line before any work
+    out = output_dir(args.out, "--out", ExplainError) if not args.json else None
+    files = find_images(args.images)
+    images = np.stack([read_image(f) for f in files])
+    predictor = Predictor.load(args.model)
+    probs = predictor.probabilities(images)
+    top_idx = probs.argmax(1)
+    maps = {m: attribute(predictor.module, images, top_idx, m) for m in methods}
+    results = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(files):
+        top = [(p["label"], p["probability"]) for p in predictor.top(probs[i], 3)]
+        row = {"file": str(f), "top": [{"label": c, "probability": p} for c, p in top],
+               "attributions": {m: summary(maps[m][i]) for m in methods}}  # fmt: skip
+        if out is not None:
+            fig = plots.explanation(images[i], top, {m: maps[m][i] for m in methods}, f.name)
+            png = plots.to_png(fig)
+            target = out / f"{i:03d}-{f.stem[:60]}-explain.png"
+            atomic_write(target, lambda tmp, png=png: Path(tmp).write_bytes(png))
+            row["figure"] = str(target)
+        results.append(row)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            best = r["top"][0]
+            print(f"{r['file']}: {best['label']} {best['probability']:.1%} -> {r['figure']}")
+    return 0
+
+
+def add_explain(sub) -> None:
+    sp = sub.add_parser(
+        "explain", help="why a prediction: Grad-CAM, integrated gradients, occlusion"
+    )
+    sp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    sp.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="image files or folders")
+    sp.add_argument("--method", choices=["gradcam", "ig", "occlusion", "all"], default="all",
+                    help="(default: all)")  # fmt: skip
+    sp.add_argument("--out", default="explain", help="folder for the figures (default: explain)")
+    sp.add_argument("--json", action="store_true",
+                    help="print the top classes and a summary of each attribution map")  # fmt: skip
+    sp.set_defaults(func=cmd_explain)
+
+
+COMMANDS = [
+    add_evaluate, add_results, add_bench, add_baselines, add_report, add_audit, add_robustness,
+    add_explain,
+]  # fmt: skip

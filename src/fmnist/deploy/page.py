@@ -65,6 +65,10 @@ PAGE = """<!doctype html>
     border: 1px solid var(--line); object-fit: contain; background: #fafbfc;
   }
   #input-view { image-rendering: pixelated; background: #000; }
+  .frame.input { position: relative; }
+  .frame img#heat { position: absolute; top: 0; left: 0; background: transparent;
+    border-color: transparent; pointer-events: none; }
+  .toggle { display: block; font-size: 13px; color: var(--muted); margin-top: 10px; }
   #verdict { flex: 1; min-width: 0; padding-top: 6px; }
   #top-label { font-size: 30px; font-weight: 700; letter-spacing: -0.02em; line-height: 1.1; }
   #top-prob { color: var(--muted); margin-top: 4px; }
@@ -116,12 +120,15 @@ PAGE = """<!doctype html>
     <div class="seen">
       <div class="frame"><img id="original" alt="" hidden><div class="empty" id="original-empty">
         </div>original</div>
-      <div class="frame"><img id="input-view" alt="28x28 model input" hidden>
+      <div class="frame input"><img id="input-view" alt="28x28 model input" hidden>
+        <img id="heat" alt="Grad-CAM heat map" hidden>
         <div class="empty" id="input-empty"></div>28 &times; 28 input</div>
       <div id="verdict">
         <div id="top-label">&ndash;</div>
         <div id="top-prob">no image yet</div>
         <div id="name"></div>
+        <label class="toggle"><input id="explain-toggle" type="checkbox">
+          show where the evidence is (Grad-CAM)</label>
       </div>
     </div>
     <h2>Probabilities</h2>
@@ -180,7 +187,7 @@ function showError(message) {
   $("top-label").textContent = "\u2013";
   $("top-prob").textContent = "no prediction";
   $("name").textContent = "";
-  $("input-view").hidden = true; $("input-empty").hidden = false;
+  $("input-view").hidden = true; $("input-empty").hidden = false; $("heat").hidden = true;
   $("original").hidden = true; $("original-empty").hidden = false;
   rows.forEach((row) => {
     row.fill.style.width = "0";
@@ -189,7 +196,31 @@ function showError(message) {
   });
 }
 
+let last = null;  // the image on show, for the heat map
+
+async function explainLast() {
+  const heat = $("heat");
+  if (!$("explain-toggle").checked || !last) { heat.hidden = true; return; }
+  const form = new FormData();
+  form.append("file", last.blob, last.name || "image");
+  let response, body;
+  try {
+    response = await fetch("explain", { method: "POST", body: form });
+    body = await response.json();
+  } catch (err) {
+    showError("The server did not answer: " + err);
+    return;
+  }
+  if (!response.ok) { showError(body.error || response.statusText); return; }
+  heat.src = body.heatmap;
+  heat.hidden = false;
+}
+
+$("explain-toggle").addEventListener("change", explainLast);
+
 async function classify(blob, name) {
+  last = { blob, name };
+  $("heat").hidden = true;
   const form = new FormData();
   form.append("file", blob, name || "image");
   let response, body;
@@ -205,6 +236,7 @@ async function classify(blob, name) {
     return;
   }
   show(body, name);
+  explainLast();
 }
 
 function showOriginal(blob) {

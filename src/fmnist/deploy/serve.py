@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import unicodedata
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from fmnist import FmnistError, __version__
+from fmnist.analysis.explain import ExplainError
 from fmnist.deploy.page import PAGE
 from fmnist.deploy.predict import (
     FORMATS,
@@ -65,6 +67,16 @@ class BatchItem(BaseModel):
     filename: str = Field(description="the name the client sent, shortened; never used as a path")
     predictions: list[ClassProbability] = Field(description="most probable first")
     input: str | None = Field(None, description="as in /predict")
+
+
+class Explanation(BaseModel):
+    predictions: list[ClassProbability] = Field(description="most probable first")
+    input: str = Field(description="the 28x28 image the model saw, a PNG data URL")
+    heatmap: str = Field(
+        description="Grad-CAM of the top class over the 28x28 input: an RGBA PNG data URL, "
+        "red where the evidence is, transparent elsewhere"
+    )
+    method: str = Field(examples=["gradcam"])
 
 
 class Batch(BaseModel):
@@ -193,10 +205,21 @@ def display_name(filename: str | None, default: str) -> str:
     return name or default
 
 
-def png_data_url(image: np.ndarray) -> str:
+def png_data_url(image: np.ndarray, mode: str = "L") -> str:
     buf = io.BytesIO()
-    Image.fromarray(image, "L").save(buf, "PNG")
+    Image.fromarray(image, mode).save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def heatmap_rgba(attribution: np.ndarray) -> np.ndarray:
+    """A (28, 28) attribution as RGBA: red with opacity growing with the positive evidence."""
+    v = np.clip(attribution, 0, None)
+    v = v / v.max() if v.max() > 0 else v
+    rgba = np.zeros((*v.shape, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 1] = (90 * (1 - v)).astype(np.uint8)
+    rgba[..., 3] = (215 * v).astype(np.uint8)
+    return rgba
 
 
 # ----------------------------------------------------------------------------
@@ -239,6 +262,10 @@ def create_app(
             413 if isinstance(e, ImageTooLarge) else 415 if isinstance(e, UnsupportedImage) else 400
         )
         return error_response(status, str(e))
+
+    @app.exception_handler(ExplainError)
+    async def explain_error(_request: Request, e: ExplainError):
+        return error_response(501, str(e))
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, e: HTTPException):
@@ -302,6 +329,34 @@ def create_app(
         uploads = [(f.file.read(), n) for f, n in zip(files, names, strict=True)]
         results = classify(uploads, top_k, include_input)
         return {"results": [{"filename": n, **r} for n, r in zip(names, results, strict=True)]}
+
+    explaining = threading.Lock()  # Captum hooks the shared model: one explanation at a time
+
+    @app.post(
+        "/explain",
+        response_model=Explanation,
+        responses={**ERRORS, 501: {"model": Error, "description": "Captum is not installed"}},
+        summary="Grad-CAM of the top class over the 28x28 input",
+    )
+    def explain_image(
+        file: Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, GIF or BMP")],
+        _one: Annotated[None, Depends(one_file_field)],
+        top_k: int = top_k_query,
+    ):
+        from fmnist.analysis.explain import _captum, attribute
+
+        _captum()
+        name = display_name(file.filename, "upload")
+        image = read_image(file.file.read(), name, max_pixels)
+        probs = predictor.probabilities(image[None])[0]
+        with explaining:
+            heat = attribute(predictor.module, image[None], [int(probs.argmax())], "gradcam")[0]
+        return {
+            "predictions": predictor.top(probs, top_k),
+            "input": png_data_url(image),
+            "heatmap": png_data_url(heatmap_rgba(heat), "RGBA"),
+            "method": "gradcam",
+        }
 
     @app.get("/health", response_model=Health, summary="The loaded model")
     def health():

@@ -8,6 +8,7 @@ and a notebook shows the returned figure as it is.
 
 from __future__ import annotations
 
+from fmnist.analysis.plots.audit import label_suspects
 from fmnist.analysis.plots.common import save, to_png
 from fmnist.analysis.plots.dataset import (
     class_distribution,
@@ -16,6 +17,7 @@ from fmnist.analysis.plots.dataset import (
     preprocessing,
     sample_grid,
 )
+from fmnist.analysis.plots.explain import explanation, explanation_grid
 from fmnist.analysis.plots.results import (
     calibration,
     classification_report,
@@ -27,9 +29,14 @@ from fmnist.analysis.plots.results import (
     per_class_metrics,
     reliability_diagram,
 )
+from fmnist.analysis.plots.robustness import corruption_heatmap
 from fmnist.analysis.plots.training import learning_rate, training_curves
 
 __all__ = [
+    "explanation",
+    "explanation_grid",
+    "corruption_heatmap",
+    "label_suspects",
     "calibration",
     "class_distribution",
     "classification_report",
