@@ -20,8 +20,8 @@ from tests.hostile import assert_kept_promise
 
 
 class RegionModel(nn.Module):
-    """Class 0's logit is the mean of a 6x6 patch (rows and columns 4 to 9) after an
-    identity convolution; every other logit is 0."""
+    """Class 0's logit is the mean of a 6x6 patch (rows and columns 4 to 9), read through an
+    identity convolution; every other logit is 0. Nothing outside the patch reaches it."""
 
     model_name = "region"
 
@@ -30,11 +30,11 @@ class RegionModel(nn.Module):
         self.conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
         nn.init.dirac_(self.conv.weight)
         mask = torch.zeros(1, 1, 28, 28)
-        mask[..., 4:10, 4:10] = 1 / 36
+        mask[..., 4:10, 4:10] = 1.0
         self.register_buffer("mask", mask)
 
     def forward(self, x):
-        region = (torch.relu(self.conv(x)) * self.mask).sum((1, 2, 3))
+        region = torch.relu(self.conv(x * self.mask)).sum((1, 2, 3)) / 36
         return torch.stack([region, *([torch.zeros_like(region)] * 9)], 1)
 
 

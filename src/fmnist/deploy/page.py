@@ -136,7 +136,7 @@ PAGE = """<!doctype html>
     <div id="error" role="alert"></div>
   </section>
 </main>
-<footer>API: <code>POST /predict</code>, <code>POST /predict/batch</code>,
+<footer>API: <code>POST /predict</code>, <code>POST /predict/batch</code>, <code>POST /explain</code>,
   <code>GET /health</code>; schema at <a href="docs">/docs</a>.</footer>
 <script>
 "use strict";
@@ -196,13 +196,13 @@ function showError(message) {
   });
 }
 
-let last = null;  // the image on show, for the heat map
+let onShow = null;  // the image on show, for the heat map
 
 async function explainLast() {
   const heat = $("heat");
-  if (!$("explain-toggle").checked || !last) { heat.hidden = true; return; }
+  if (!$("explain-toggle").checked || !onShow) { heat.hidden = true; return; }
   const form = new FormData();
-  form.append("file", last.blob, last.name || "image");
+  form.append("file", onShow.blob, onShow.name || "image");
   let response, body;
   try {
     response = await fetch("explain", { method: "POST", body: form });
@@ -219,7 +219,7 @@ async function explainLast() {
 $("explain-toggle").addEventListener("change", explainLast);
 
 async function classify(blob, name) {
-  last = { blob, name };
+  onShow = { blob, name };
   $("heat").hidden = true;
   const form = new FormData();
   form.append("file", blob, name || "image");
