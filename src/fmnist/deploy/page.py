@@ -136,8 +136,8 @@ PAGE = """<!doctype html>
     <div id="error" role="alert"></div>
   </section>
 </main>
-<footer>API: <code>POST /predict</code>, <code>POST /predict/batch</code>, <code>POST /explain</code>,
-  <code>GET /health</code>; schema at <a href="docs">/docs</a>.</footer>
+<footer>API: <code>POST /predict</code>, <code>POST /predict/batch</code>,
+  <code>POST /explain</code>, <code>GET /health</code>; schema at <a href="docs">/docs</a>.</footer>
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
