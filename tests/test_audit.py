@@ -33,9 +33,9 @@ def subset(ds, n_train, n_test):
 
 @pytest.fixture(scope="module")
 def planted(dataset):
-    """4,000 training and 1,000 test images with 40 flipped labels, exact copies within
+    """3,000 training and 1,000 test images with 40 flipped labels, exact copies within
     each split and across, and near copies (the image plus faint noise) across."""
-    ds = subset(dataset, 4000, 1000)
+    ds = subset(dataset, 3000, 1000)
     rng = np.random.default_rng(0)
     candidates = np.flatnonzero(np.isin(ds.train_labels, list(FLIPS)))
     flips = rng.choice(candidates[100:], 40, replace=False)

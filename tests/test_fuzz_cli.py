@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from fmnist.training.config import TrainConfig
 from tests.hostile import assert_kept_promise
 
-EXAMPLES = int(os.environ.get("FMNIST_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("FMNIST_FUZZ_EXAMPLES", "6"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -69,7 +69,7 @@ def attribute(model: nn.Module, images: np.ndarray, targets, method: str) -> np.
         else:
             out = attr.Occlusion(model).attribute(
                 x, target=target, sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2),
-                baselines=0.0,
+                baselines=0.0, perturbations_per_eval=max(1, 1024 // len(x)),
             )  # fmt: skip
     return out.detach().float().cpu().numpy()[:, 0]
 

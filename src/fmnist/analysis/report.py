@@ -341,10 +341,13 @@ def build_figures(
     return figures
 
 
+FAITHFULNESS_IMAGES = 50  # test images in the report's deletion test
+
+
 def explanations(model, images, y_true, y_pred, confidence):
     """(title, caption, figure) of the explanations section: the six most confident
     mistakes and one correct image per class, three methods each, with the deletion test
-    on 100 test images; None without a model or without Captum."""
+    on 50 test images; None without a model or without Captum."""
     if model is None:
         return None
     from fmnist.analysis import explain
@@ -364,7 +367,7 @@ def explanations(model, images, y_true, y_pred, confidence):
         + (f"\n(true {data.CLASSES[y_true[i]]})" if y_pred[i] != y_true[i] else "")
         for i in pick
     ]
-    faith = explain.faithfulness(model, images[:100])
+    faith = explain.faithfulness(model, images[:FAITHFULNESS_IMAGES])
     verdicts = "; ".join(
         f"{m}: area {faith[m]['auc']:.3f}"
         + ("" if faith[m]["better_than_random"] else " (NO BETTER THAN RANDOM)")
@@ -373,8 +376,9 @@ def explanations(model, images, y_true, y_pred, confidence):
     caption = (
         "Why the model decided: for its most confident mistakes and one right answer per "
         "class, Grad-CAM, integrated gradients and occlusion for the predicted class (red "
-        "for, blue against). Deletion test on 100 test images (the predicted class's "
-        "probability as the most-attributed pixels are blacked out, area under the curve "
+        f"for, blue against). Deletion test on {FAITHFULNESS_IMAGES} test images (the "
+        "predicted class's probability as the most-attributed pixels are blacked out, area "
+        "under the curve "
         f"up to 30% of the pixels; lower falls faster): {verdicts}; random order over the "
         f"item's pixels: {faith['random']['auc']:.3f}."
     )
