@@ -256,8 +256,8 @@ WRITERS = [
     ("predict", "--csv", ".csv", ["--model", "default", "{image}"]),
     ("export", "--out", ".onnx", ["--model", "default", "--format", "onnx"]),
     ("train", "--out", "", SMALL_RUN),
-    ("tune", "--out", "", ["--trials", "1", "--train-limit", "64", "--epochs", "1"]),
-    ("tune", "--recipe-out", ".json", ["--trials", "1", "--train-limit", "64", "--epochs", "1"]),
+    # tune's paths are refused before its first trial (tests/test_hostile.py); a writable
+    # one would run a trial, so they are not fuzzed here
 ]
 
 
