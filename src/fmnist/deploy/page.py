@@ -198,20 +198,30 @@ function showError(message) {
 
 let onShow = null;  // the image on show, for the heat map
 
-async function explainLast() {
-  const heat = $("heat");
-  if (!$("explain-toggle").checked || !onShow) { heat.hidden = true; return; }
+// POST one image to `path`; the JSON answer, or null after showing the error
+async function postImage(path, blob, name) {
   const form = new FormData();
-  form.append("file", onShow.blob, onShow.name || "image");
+  form.append("file", blob, name || "image");
   let response, body;
   try {
-    response = await fetch("explain", { method: "POST", body: form });
+    response = await fetch(path, { method: "POST", body: form });
     body = await response.json();
   } catch (err) {
     showError("The server did not answer: " + err);
-    return;
+    return null;
   }
-  if (!response.ok) { showError(body.error || response.statusText); return; }
+  if (!response.ok) {
+    showError(body.error || response.statusText);
+    return null;
+  }
+  return body;
+}
+
+async function explainLast() {
+  const heat = $("heat");
+  if (!$("explain-toggle").checked || !onShow) { heat.hidden = true; return; }
+  const body = await postImage("explain", onShow.blob, onShow.name);
+  if (!body) return;
   heat.src = body.heatmap;
   heat.hidden = false;
 }
@@ -221,20 +231,8 @@ $("explain-toggle").addEventListener("change", explainLast);
 async function classify(blob, name) {
   onShow = { blob, name };
   $("heat").hidden = true;
-  const form = new FormData();
-  form.append("file", blob, name || "image");
-  let response, body;
-  try {
-    response = await fetch("predict?include_input=true", { method: "POST", body: form });
-    body = await response.json();
-  } catch (err) {
-    showError("The server did not answer: " + err);
-    return;
-  }
-  if (!response.ok) {
-    showError(body.error || response.statusText);
-    return;
-  }
+  const body = await postImage("predict?include_input=true", blob, name);
+  if (!body) return;
   show(body, name);
   explainLast();
 }
