@@ -147,10 +147,6 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> torc
     if severity == 0:
         return x
     g = torch.Generator().manual_seed(seed * 1000 + list(CORRUPTIONS).index(name) * 10 + severity)
-    return corrupt_tensor(x, name, severity, g)
-
-
-def corrupt_tensor(x, name, severity, g):
     return CORRUPTIONS[name](x, severity, g).clamp(0, 1)
 
 
