@@ -47,3 +47,32 @@ def test_augment_is_seeded_and_keeps_dtype():
     b = data.augment(x, "crop_flip_erase", gen(5))
     assert a.dtype == torch.uint8 and a.shape == x.shape and torch.equal(a, b)
     assert torch.equal(data.augment(x, "none", gen(5)), x)
+
+
+def test_corrupt_changes_about_half_with_the_training_corruptions(dataset):
+    """`flip_corrupt`: the mirror, then one of corruptions.TRAINING on about half of the
+    images, reproducible from the generator; each changed image is one of those
+    corruptions of its input at some severity (checked for the deterministic ones)."""
+    from fmnist import corruptions
+
+    x = torch.from_numpy(dataset.test_images[:400])
+    out = corruptions.random_corruptions(x, gen(6))
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    assert torch.equal(out, corruptions.random_corruptions(x, gen(6)))
+    changed = (out != x).flatten(1).any(1)
+    assert 150 < int(changed.sum()) < 250
+    assert torch.equal(out[~changed], x[~changed])
+    # blur, brightness and contrast draw nothing per image: a changed image that equals
+    # one of them at some severity was made by it; most changed images are some corruption
+    fixed = ("blur", "brightness", "contrast")
+    matched = 0
+    for i in changed.nonzero().squeeze(1)[:60].tolist():
+        src = x[i : i + 1].float().div(255).unsqueeze(1)
+        for name in fixed:
+            for s in range(1, 6):
+                ref = corruptions.CORRUPTIONS[name](src, s, gen()).clamp(0, 1)
+                if torch.equal(ref.squeeze(1).mul(255).round().to(torch.uint8), out[i : i + 1]):
+                    matched += 1
+    assert 10 <= matched <= 40  # about half of 60 (3 of the 6 corruptions)
+    flipped = data.augment(x, "flip_corrupt", gen(7))
+    assert flipped.dtype == torch.uint8 and not torch.equal(flipped, x)

@@ -1,8 +1,8 @@
 """The package's layers: every import runs downward, none in a circle.
 
-Bottom to top: `fmnist` itself (errors, read_json); `data`, `models`; `evaluate`,
-`checkpoint`; `training/`; `analysis/`; `deploy/`; `cli/`. A module may import its own
-layer and those below; `analysis/plots/` draws from arrays and imports no other stage.
+Bottom to top: `fmnist` itself (errors, read_json); `data`, `models`, `corruptions`;
+`evaluate`, `checkpoint`; `training/`; `analysis/`; `deploy/`; `cli/`. A module may import
+its own layer and those below; `analysis/plots/` draws from arrays and imports no other stage.
 """
 
 import ast
@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fmnist"
 LAYERS = [
     ["fmnist"],
-    ["fmnist.data", "fmnist.models"],
+    ["fmnist.data", "fmnist.models", "fmnist.corruptions"],
     ["fmnist.evaluate", "fmnist.checkpoint"],
     ["fmnist.training"],
     ["fmnist.analysis"],

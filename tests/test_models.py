@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -122,3 +123,34 @@ def test_blocked_inference_equals_one_batch():
     with torch.no_grad():
         b = m(x)
     assert torch.equal(a, b)
+
+
+def test_quick_w_whitens_and_keeps_its_first_filters_frozen(dataset):
+    """The first convolution's filters are the training patches' principal axes scaled to
+    unit variance (as scikit-learn's whitening PCA finds them): their outputs on other
+    images have about the identity as covariance; a training step leaves them unchanged."""
+    from sklearn.decomposition import PCA
+
+    model = create_model("quick_w")
+    model.init_from_data(torch.from_numpy(dataset.train_images[:1000]), limit=1000)
+    w = model.whiten.weight.detach().view(18, 9)[:9].double()
+    x = model.normalize(torch.from_numpy(dataset.train_images[:1000]).float().div(255)[:, None])
+    patches = torch.nn.functional.unfold(x, 3).transpose(1, 2).reshape(-1, 9).double().numpy()
+    pca = PCA(whiten=True).fit(patches)
+    for row in pca.components_ / np.sqrt(pca.explained_variance_[:, None] + 5e-3):
+        cos = (w @ torch.from_numpy(row)).abs() / (w.norm(dim=1) * np.linalg.norm(row))
+        assert float(cos.max()) > 0.999  # each whitening axis is one of the filters
+    held_out = model.normalize(
+        torch.from_numpy(dataset.test_images[:500]).float().div(255)[:, None]
+    )
+    out = torch.nn.functional.conv2d(held_out, model.whiten.weight[:9])[:, :, 2:-2, 2:-2]
+    cov = torch.cov(out.permute(1, 0, 2, 3).reshape(9, -1))
+    off_diagonal = cov - torch.diag(cov.diagonal())
+    assert off_diagonal.abs().max() < 0.1, cov  # decorrelated
+    assert ((cov.diagonal() > 0.5) & (cov.diagonal() < 1.5)).all(), cov  # about unit variance
+    before = model.whiten.weight.detach().clone()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    loss = model(torch.rand(8, 1, 28, 28)).logsumexp(1).mean()
+    loss.backward()
+    opt.step()
+    assert torch.equal(model.whiten.weight, before) and model.whiten.bias.grad is not None

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fmnist import cli
+from fmnist import cli, corruptions
 from fmnist.analysis import explain, robustness
 from fmnist.checkpoint import load_model
 from fmnist.evaluate import evaluate_logits, infer
@@ -96,7 +96,7 @@ def test_kornia_rotation_matches_pillow(dataset):
     of the same image (bilinear) away from the border."""
     img = dataset.test_images[0]
     mine = (
-        robustness._kornia()
+        corruptions.kornia_or_fail()
         .geometry.transform.rotate(
             torch.from_numpy(img).float()[None, None] / 255, torch.tensor([12.0])
         )[0, 0]
@@ -114,6 +114,10 @@ def test_robustness_command_json_and_figure(tiny_run, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert set(result["accuracy"]) == set(robustness.CORRUPTIONS)
     assert all(set(row) == {"1", "3"} for row in result["accuracy"].values())
+    # the mean, apart over the 6 corruptions the `corrupt` augmentation trains with and the 8
+    # it never shows
+    parts = 6 * result["mean_trained"] + 8 * result["mean_unseen"]
+    assert parts / 14 == pytest.approx(result["mean"])
     assert np.asarray(Image.open(fig).convert("L")).std() > 20
 
 

@@ -27,6 +27,11 @@ SIZES = {
     "q12": ("quick_cnn", dict(width=12)),
     "q24": ("quick_cnn", dict(width=24)),
     "q32": ("quick_cnn", dict(width=32)),
+    "qw2": ("quick_w", dict(patch=2)),
+    "qw24": ("quick_w", dict(width=24)),
+    "qw48": ("quick_w", dict(width=48)),
+    "qw64": ("quick_w", dict(width=64)),
+    "qw2w48": ("quick_w", dict(patch=2, width=48)),
 }
 for name, (base, defaults) in SIZES.items():
     base_cls, base_args = M._REGISTRY[base]
@@ -55,6 +60,25 @@ for model in ("quick_cnn", "q24", "q32"):
                  channels_last=True, tta=True),
         )  # fmt: skip
 CANDIDATES["q12_e2_b128"] = ("fast", dict(_QUICK, model="q12", epochs=2, batch_size=128, lr=8e-3))
+# the whitened first convolution (quick_w), against quick_cnn at the same settings
+for model in ("quick_cnn", "quick_w", "qw2", "qw24"):
+    for ep in (1, 2):
+        for tta in (False, True):
+            CANDIDATES[f"{model}_fast_e{ep}{'_tta' * tta}"] = (
+                "fast", dict(_QUICK, model=model, epochs=ep, tta=tta)
+            )  # fmt: skip
+for model in ("quick_w", "qw2"):
+    CANDIDATES[f"{model}_fast_e1_b256"] = (
+        "fast", dict(_QUICK, model=model, epochs=1, batch_size=256, lr=1.2e-2)
+    )  # fmt: skip
+CANDIDATES["qw2w48_fast_e1"] = ("fast", dict(_QUICK, model="qw2w48", epochs=1))
+for model in ("quick_w", "qw48", "qw64", "qw2w48"):
+    for ep in (3, 4, 5, 6, 8):
+        CANDIDATES[f"{model}_flip_e{ep}"] = (
+            "tuned",
+            dict(model=model, epochs=ep, batch_size=256, lr=8e-3, select="last",
+                 channels_last=True, tta=True),
+        )  # fmt: skip
 for size in SIZES:
     for ep in (2, 3, 4, 6, 8, 10, 12, 16):
         CANDIDATES[f"{size}_e{ep}"] = (

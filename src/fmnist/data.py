@@ -417,7 +417,9 @@ def random_erase(
 
 
 def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """`none`, `flip`, `crop_flip` or `crop_flip_erase` applied to a uint8 batch."""
+    """`none`, `flip`, `crop_flip`, `crop_flip_erase`, `flip_corrupt` or `crop_flip_corrupt`
+    applied to a uint8 batch; `corrupt` gives half the images one of the corruptions in
+    `fmnist.corruptions.TRAINING` at a random severity (kornia, the `explain` extra)."""
     if kind == "none":
         return x
     if "crop" in kind:
@@ -426,10 +428,16 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Ten
         x = random_flip(x, generator)
     if "erase" in kind:
         x = random_erase(x, generator)
+    if "corrupt" in kind:
+        from fmnist.corruptions import random_corruptions
+
+        x = random_corruptions(x, generator)
     return x
 
 
-AUGMENTATIONS = ("none", "flip", "crop_flip", "crop_flip_erase")
+AUGMENTATIONS = (
+    "none", "flip", "crop_flip", "crop_flip_erase", "flip_corrupt", "crop_flip_corrupt",
+)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------

@@ -413,6 +413,61 @@ class QuickCNN(nn.Module):
 
 
 @dataclass(frozen=True)
+class QuickWhitenedArgs:
+    num_classes: int = 10  # outputs
+    patch: int = 3  # side of the whitened patches: 2 * patch**2 frozen first filters
+    width: int = 32  # channels of the second convolution; doubled at the third
+
+
+@register("quick_w", QuickWhitenedArgs)
+class QuickWhitened(nn.Module):
+    """quick_cnn with a first convolution that is not learned: the eigenvectors of the
+    training images' patch covariance, each scaled to unit variance, with its negative
+    (patch whitening, as airbench does for CIFAR-10), set by `init_from_data` before the
+    first step and then frozen; its bias learns. Then two stages of conv, 2x2 max-pool,
+    BatchNorm without a learned scale and GELU, and one linear layer."""
+
+    def __init__(self, args: QuickWhitenedArgs):
+        super().__init__()
+        if args.patch not in (2, 3, 4, 5):
+            raise ModelError(f"quick_w patch must be 2 to 5, got {args.patch}")
+        if not 1 <= args.width <= 256:
+            raise ModelError(f"quick_w width must be 1 to 256, got {args.width}")
+        k = args.patch
+        self.normalize = Normalize()
+        self.whiten = nn.Conv2d(1, 2 * k * k, k, padding="same")
+        self.whiten.weight.requires_grad_(False)
+        layers: list[nn.Module] = [nn.MaxPool2d(2), nn.GELU()]
+        cin, cout = 2 * k * k, args.width
+        for _ in range(2):
+            bn = nn.BatchNorm2d(cout)
+            bn.weight.requires_grad_(False)
+            conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+            layers += [conv, nn.MaxPool2d(2), bn, nn.GELU()]
+            cin, cout = cout, cout * 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.classifier = nn.Linear(cin * 9, args.num_classes)
+        for m in self.features.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+
+    @torch.no_grad()
+    def init_from_data(self, images: torch.Tensor, eps: float = 5e-3, limit: int = 10_000):
+        """Whiten: `images` uint8 (N, 28, 28), the training images (the first `limit`)."""
+        k = self.whiten.kernel_size[0]
+        x = self.normalize(images[:limit].float().div(255).unsqueeze(1).cpu())
+        patches = nn.functional.unfold(x, k).transpose(1, 2).reshape(-1, k * k).double()
+        eigenvalues, vectors = torch.linalg.eigh(torch.cov(patches.T))
+        filters = (vectors.T / (eigenvalues.clamp(min=0) + eps).sqrt().unsqueeze(1)).float()
+        w = torch.cat([filters, -filters]).view(2 * k * k, 1, k, k)
+        self.whiten.weight.copy_(w.to(self.whiten.weight.device))
+        self.whiten.bias.zero_()
+
+    def forward(self, x):
+        return self.classifier(self.features(self.whiten(self.normalize(x))))
+
+
+@dataclass(frozen=True)
 class QuickMediumArgs(QuickCNNArgs):
     width: int = 24
 

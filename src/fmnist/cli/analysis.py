@@ -293,16 +293,17 @@ def add_audit(sub) -> None:
 def cmd_robustness(args) -> int:
     from fmnist import data
     from fmnist.analysis import plots
-    from fmnist.analysis.robustness import RobustnessError, robustness
+    from fmnist.analysis.robustness import robustness
     from fmnist.checkpoint import load_model
+    from fmnist.corruptions import CorruptionError
     from fmnist.files import output_file
 
     if args.figure:
-        output_file(args.figure, "--figure", RobustnessError)
+        output_file(args.figure, "--figure", CorruptionError)
     if args.limit is not None and args.limit < 1:
-        raise RobustnessError(f"--limit must be at least 1, got {args.limit}")
+        raise CorruptionError(f"--limit must be at least 1, got {args.limit}")
     if args.seed < 0:
-        raise RobustnessError(f"--seed must be 0 or more, got {args.seed}")
+        raise CorruptionError(f"--seed must be 0 or more, got {args.seed}")
     model = load_model(args.model)
     ds = data.load(args.data_dir, download=args.download)
     n = args.limit or len(ds.test_labels)

@@ -150,6 +150,12 @@ def add_train(sub) -> None:
         "validation beforehand), keeping the last; no validation split",
     )
     sp.add_argument(
+        "--augment",
+        metavar="KIND",
+        help="batch augmentation: none, flip, crop_flip, crop_flip_erase, or flip_corrupt / "
+        "crop_flip_corrupt (half the images get a random corruption) (default: the recipe's)",
+    )
+    sp.add_argument(
         "--exclude",
         metavar="FILE",
         help="leave these training images out: an audit.json (fmnist audit) or a list of "

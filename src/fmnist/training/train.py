@@ -367,6 +367,8 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
         if stop:
             break
         t0 = time.perf_counter()
+        if epoch == 1 and hasattr(model, "init_from_data"):
+            model.init_from_data(x_train)  # weights set from the training images: timed
         lr = optimizer.param_groups[0]["lr"]
         progress = Progress(len(x_train), f"epoch {epoch:>2}/{cfg.epochs}") if lead else None
         train_loss, train_acc = train_epoch(
