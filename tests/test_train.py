@@ -277,3 +277,16 @@ def test_refused_or_failed_runs_leave_no_folder(tmp_path, capsys):
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad-data"]
+
+
+def test_whitened_model_learns_and_its_weight_average_keeps_the_whitening(dataset, tmp_path):
+    """quick_w's first filters are set from the training images before the first step and
+    stay frozen: in the trained model and in its moving average of the weights alike."""
+    cfg = make_config("fast", model="quick_w", epochs=1, train_limit=3000, batch_size=64,
+                      ema=0.9, all_data=True)  # fmt: skip
+    res = train(cfg, out=tmp_path / "w", dataset=dataset, log=lambda *a: None)
+    fresh = create_model("quick_w")
+    fresh.init_from_data(torch.from_numpy(dataset.train_images[:3000]))
+    assert torch.allclose(res.model.whiten.weight, fresh.whiten.weight, atol=1e-6)
+    pred = infer(res.model, dataset.test_images[:1000]).argmax(1).numpy()
+    assert (pred == dataset.test_labels[:1000]).mean() > 0.7

@@ -3,7 +3,7 @@
 Each line of the output file is one run: its settings, validation accuracy (plain and with
 the mirror image), training seconds and the machine. Run it under the reference pin:
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
-        python benchmarks/frontier/explore.py OUT.jsonl NAME...
+        python benchmarks/frontier/explore.py OUT.jsonl NAME... (NAME@sN: with seed N)
 The test set plays no part in the choice (its figure is not printed or written here).
 """
 
@@ -32,6 +32,8 @@ SIZES = {
     "qw48": ("quick_w", dict(width=48)),
     "qw64": ("quick_w", dict(width=64)),
     "qw2w48": ("quick_w", dict(patch=2, width=48)),
+    "qw32d2": ("quick_w", dict(width=32, depth=2)),
+    "qw48d2": ("quick_w", dict(width=48, depth=2)),
 }
 for name, (base, defaults) in SIZES.items():
     base_cls, base_args = M._REGISTRY[base]
@@ -72,7 +74,7 @@ for model in ("quick_w", "qw2"):
         "fast", dict(_QUICK, model=model, epochs=1, batch_size=256, lr=1.2e-2)
     )  # fmt: skip
 CANDIDATES["qw2w48_fast_e1"] = ("fast", dict(_QUICK, model="qw2w48", epochs=1))
-for model in ("quick_w", "qw48", "qw64", "qw2w48"):
+for model in ("quick_w", "qw48", "qw64", "qw2w48", "qw32d2", "qw48d2"):
     for ep in (3, 4, 5, 6, 8):
         CANDIDATES[f"{model}_flip_e{ep}"] = (
             "tuned",
@@ -101,7 +103,11 @@ def main(out, names):
     ds = data.load(download=False)
     env = environment()
     for name in names:
-        recipe, settings = CANDIDATES[name]
+        # NAME@sN: the candidate NAME with seed N (the spread of a schedule across seeds)
+        base, _, seed = name.partition("@s")
+        recipe, settings = CANDIDATES[base]
+        if seed:
+            settings = {**settings, "seed": int(seed)}
         cfg = make_config(recipe, **settings, device="cpu", patience=0)
         t0 = time.perf_counter()
         res = train(cfg, out=f"runs/explore/{name}-{int(t0)}", dataset=ds, log=lambda *a: None)

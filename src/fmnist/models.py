@@ -417,6 +417,7 @@ class QuickWhitenedArgs:
     num_classes: int = 10  # outputs
     patch: int = 3  # side of the whitened patches: 2 * patch**2 frozen first filters
     width: int = 32  # channels of the second convolution; doubled at the third
+    depth: int = 1  # convolutions per stage: 2 adds one after the pooling, as speed_cnn's
 
 
 @register("quick_w", QuickWhitenedArgs)
@@ -433,9 +434,15 @@ class QuickWhitened(nn.Module):
             raise ModelError(f"quick_w patch must be 2 to 5, got {args.patch}")
         if not 1 <= args.width <= 256:
             raise ModelError(f"quick_w width must be 1 to 256, got {args.width}")
+        if args.depth not in (1, 2):
+            raise ModelError(f"quick_w depth must be 1 or 2, got {args.depth}")
         k = args.patch
         self.normalize = Normalize()
-        self.whiten = nn.Conv2d(1, 2 * k * k, k, padding="same")
+        # "same" padding, spelled out (PyTorch's "same" copies the input for an even k):
+        # the extra row and column go after, as PyTorch places them
+        before = (k - 1) // 2
+        self.pad = nn.ZeroPad2d((before, k - 1 - before, before, k - 1 - before))
+        self.whiten = nn.Conv2d(1, 2 * k * k, k)
         self.whiten.weight.requires_grad_(False)
         layers: list[nn.Module] = [nn.MaxPool2d(2), nn.GELU()]
         cin, cout = 2 * k * k, args.width
@@ -444,6 +451,8 @@ class QuickWhitened(nn.Module):
             bn.weight.requires_grad_(False)
             conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
             layers += [conv, nn.MaxPool2d(2), bn, nn.GELU()]
+            if args.depth == 2:
+                layers += conv_bn_gelu(cout, cout)
             cin, cout = cout, cout * 2
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.classifier = nn.Linear(cin * 9, args.num_classes)
@@ -464,7 +473,7 @@ class QuickWhitened(nn.Module):
         self.whiten.bias.zero_()
 
     def forward(self, x):
-        return self.classifier(self.features(self.whiten(self.normalize(x))))
+        return self.classifier(self.features(self.whiten(self.pad(self.normalize(x)))))
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,13 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    init_s = 0.0
+    if hasattr(model, "init_from_data") and not resume_run:
+        # weights set from the training images (quick_w's whitening) before the optimizer,
+        # the weight average and the processes see them; timed as part of the first epoch
+        t0 = time.perf_counter()
+        model.init_from_data(x_train)
+        init_s = time.perf_counter() - t0
     net = model
     if ctx.active:
         ids = [device.index] if device.type == "cuda" else None
@@ -366,9 +373,8 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     for epoch in range(start, cfg.epochs + 1):
         if stop:
             break
-        t0 = time.perf_counter()
-        if epoch == 1 and hasattr(model, "init_from_data"):
-            model.init_from_data(x_train)  # weights set from the training images: timed
+        t0 = time.perf_counter() - init_s  # the first epoch's time includes the data init
+        init_s = 0.0
         lr = optimizer.param_groups[0]["lr"]
         progress = Progress(len(x_train), f"epoch {epoch:>2}/{cfg.epochs}") if lead else None
         train_loss, train_acc = train_epoch(
