@@ -476,6 +476,37 @@ class QuickWhitened(nn.Module):
         return self.classifier(self.features(self.whiten(self.pad(self.normalize(x)))))
 
 
+# Sizes of quick_w for the accuracy/time ladder, by name, so a recipe names one
+@dataclass(frozen=True)
+class QuickW2Args(QuickWhitenedArgs):
+    patch: int = 2
+
+
+@register("quick_w2", QuickW2Args)
+class QuickW2(QuickWhitened):
+    pass
+
+
+@dataclass(frozen=True)
+class QuickWDArgs(QuickWhitenedArgs):
+    depth: int = 2
+
+
+@register("quick_wd", QuickWDArgs)
+class QuickWD(QuickWhitened):
+    pass
+
+
+@dataclass(frozen=True)
+class QuickWD48Args(QuickWDArgs):
+    width: int = 48
+
+
+@register("quick_wd48", QuickWD48Args)
+class QuickWD48(QuickWhitened):
+    pass
+
+
 @dataclass(frozen=True)
 class QuickMediumArgs(QuickCNNArgs):
     width: int = 24
