@@ -34,6 +34,7 @@ SIZES = {
     "qw2w48": ("quick_w", dict(patch=2, width=48)),
     "qw32d2": ("quick_w", dict(width=32, depth=2)),
     "qw48d2": ("quick_w", dict(width=48, depth=2)),
+    "qw40d2": ("quick_w", dict(width=40, depth=2)),
 }
 for name, (base, defaults) in SIZES.items():
     base_cls, base_args = M._REGISTRY[base]
@@ -74,7 +75,7 @@ for model in ("quick_w", "qw2"):
         "fast", dict(_QUICK, model=model, epochs=1, batch_size=256, lr=1.2e-2)
     )  # fmt: skip
 CANDIDATES["qw2w48_fast_e1"] = ("fast", dict(_QUICK, model="qw2w48", epochs=1))
-for model in ("quick_w", "qw48", "qw64", "qw2w48", "qw32d2", "qw48d2"):
+for model in ("quick_w", "qw48", "qw64", "qw2w48", "qw32d2", "qw48d2", "qw40d2"):
     for ep in (3, 4, 5, 6, 8):
         CANDIDATES[f"{model}_flip_e{ep}"] = (
             "tuned",
@@ -97,6 +98,18 @@ for size in SIZES:
                 weight_decay=0.05,
             ),
         )
+
+# the rung92 and rung93 schedules, one setting changed
+for model, ep in (("quick_wd", 3), ("quick_wd48", 5)):
+    base = dict(model=model, epochs=ep, batch_size=256, lr=8e-3, select="last",
+                channels_last=True, tta=True)  # fmt: skip
+    for tag, change in {
+        "lr12": dict(lr=1.2e-2),
+        "b128": dict(batch_size=128, lr=6e-3),
+        "ls05": dict(label_smoothing=0.05),
+        "wu15": dict(warmup=0.15),
+    }.items():
+        CANDIDATES[f"{model}_e{ep}_{tag}"] = ("tuned", {**base, **change})
 
 
 def main(out, names):

@@ -498,6 +498,16 @@ class QuickWD(QuickWhitened):
 
 
 @dataclass(frozen=True)
+class QuickWD40Args(QuickWDArgs):
+    width: int = 40
+
+
+@register("quick_wd40", QuickWD40Args)
+class QuickWD40(QuickWhitened):
+    pass
+
+
+@dataclass(frozen=True)
 class QuickWD48Args(QuickWDArgs):
     width: int = 48
 
