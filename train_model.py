@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, help="maximum epochs (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--train-limit", type=int, help="train on the first N images only (default: all)"
+    )
     p.add_argument("--data-dir", help="folder with the four IDX files (default: search)")
     p.add_argument("--out", help="run directory (default: runs/seed_cnn-seed-s<seed>-<time>)")
     p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        cfg = make_config("seed", epochs=args.epochs, seed=args.seed)
+        cfg = make_config("seed", epochs=args.epochs, seed=args.seed, train_limit=args.train_limit)
         result = train(cfg, out=args.out, data_dir=args.data_dir)
         m = result.metrics
         headline = {k: v for k, v in m.items() if k not in ("per_class", "confusion_matrix")}

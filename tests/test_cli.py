@@ -117,6 +117,8 @@ def test_train_model_script_smoke(tmp_path):
             os.path.join(ROOT, "train_model.py"),
             "--epochs",
             "1",
+            "--train-limit",
+            "6000",
             "--out",
             tmp_path / "run",
             "--model-path",

@@ -35,6 +35,8 @@ SIZES = {
     "qw32d2": ("quick_w", dict(width=32, depth=2)),
     "qw48d2": ("quick_w", dict(width=48, depth=2)),
     "qw40d2": ("quick_w", dict(width=40, depth=2)),
+    "qw64d2": ("quick_w", dict(width=64, depth=2)),
+    "qw96d2": ("quick_w", dict(width=96, depth=2)),
 }
 for name, (base, defaults) in SIZES.items():
     base_cls, base_args = M._REGISTRY[base]
@@ -110,6 +112,14 @@ for model, ep in (("quick_wd", 3), ("quick_wd48", 5)):
         "wu15": dict(warmup=0.15),
     }.items():
         CANDIDATES[f"{model}_e{ep}_{tag}"] = ("tuned", {**base, **change})
+
+# toward 94%: wider quick_w at depth 2, random crops as well, 12 epochs
+for model in ("qw64d2", "qw96d2"):
+    CANDIDATES[f"{model}_cf_e12"] = (
+        "tuned",
+        dict(model=model, epochs=12, batch_size=256, lr=6e-3, augment="crop_flip",
+             select="last", channels_last=True, tta=True),
+    )  # fmt: skip
 
 
 def main(out, names):
