@@ -7,14 +7,12 @@ the mirror image), training seconds and the machine. Run it under the reference 
 The test set plays no part in the choice (its figure is not printed or written here).
 """
 
-import dataclasses
 import json
 import sys
 import time
 
 from fmnist import data
-from fmnist import models as M
-from fmnist.models import create_model, flops, register
+from fmnist.models import create_model, flops, register_size
 from fmnist.training.train import environment, make_config, train
 
 # candidate sizes of registered models, by name: (model, its arguments' new defaults)
@@ -39,14 +37,7 @@ SIZES = {
     "qw96d2": ("quick_w", dict(width=96, depth=2)),
 }
 for name, (base, defaults) in SIZES.items():
-    base_cls, base_args = M._REGISTRY[base]
-    args_cls = dataclasses.make_dataclass(
-        name + "Args",
-        [(k, int, dataclasses.field(default=v)) for k, v in defaults.items()],
-        bases=(base_args,),
-        frozen=True,
-    )
-    register(name, args_cls)(type(name, (base_cls,), {}))
+    register_size(name, base, **defaults)
 
 CANDIDATES = {
     "fast3": ("fast", dict(epochs=3)),
@@ -54,16 +45,14 @@ CANDIDATES = {
     "fast4_flip": ("fast", dict(epochs=4, augment="flip", tta=True)),
 }
 _QUICK = dict(model="quick_cnn", channels_last=True)
+# the `tuned` schedule as the quick recipes run it (rung92, rung93): mirroring, batch 256
+_FLIP = dict(batch_size=256, lr=8e-3, select="last", channels_last=True, tta=True)
 for ep in (1, 2, 3):
     for bs, lr in ((128, 8e-3), (256, 1.2e-2), (512, 2e-2)):
         CANDIDATES[f"quick_e{ep}_b{bs}"] = ("fast", dict(_QUICK, epochs=ep, batch_size=bs, lr=lr))
 for model in ("quick_cnn", "q24", "q32"):
     for ep in (3, 4, 6, 8, 12):
-        CANDIDATES[f"{model}_flip_e{ep}"] = (
-            "tuned",
-            dict(model=model, epochs=ep, batch_size=256, lr=8e-3, select="last",
-                 channels_last=True, tta=True),
-        )  # fmt: skip
+        CANDIDATES[f"{model}_flip_e{ep}"] = ("tuned", dict(_FLIP, model=model, epochs=ep))
 CANDIDATES["q12_e2_b128"] = ("fast", dict(_QUICK, model="q12", epochs=2, batch_size=128, lr=8e-3))
 # the whitened first convolution (quick_w), against quick_cnn at the same settings
 for model in ("quick_cnn", "quick_w", "qw2", "qw24"):
@@ -79,11 +68,7 @@ for model in ("quick_w", "qw2"):
 CANDIDATES["qw2w48_fast_e1"] = ("fast", dict(_QUICK, model="qw2w48", epochs=1))
 for model in ("quick_w", "qw48", "qw64", "qw2w48", "qw32d2", "qw48d2", "qw40d2"):
     for ep in (3, 4, 5, 6, 8):
-        CANDIDATES[f"{model}_flip_e{ep}"] = (
-            "tuned",
-            dict(model=model, epochs=ep, batch_size=256, lr=8e-3, select="last",
-                 channels_last=True, tta=True),
-        )  # fmt: skip
+        CANDIDATES[f"{model}_flip_e{ep}"] = ("tuned", dict(_FLIP, model=model, epochs=ep))
 for size in SIZES:
     for ep in (2, 3, 4, 6, 8, 10, 12, 16):
         CANDIDATES[f"{size}_e{ep}"] = (
@@ -103,8 +88,7 @@ for size in SIZES:
 
 # the rung92 and rung93 schedules, one setting changed
 for model, ep in (("quick_wd", 3), ("quick_wd48", 5)):
-    base = dict(model=model, epochs=ep, batch_size=256, lr=8e-3, select="last",
-                channels_last=True, tta=True)  # fmt: skip
+    base = dict(_FLIP, model=model, epochs=ep)
     for tag, change in {
         "lr12": dict(lr=1.2e-2),
         "b128": dict(batch_size=128, lr=6e-3),
@@ -116,9 +100,7 @@ for model, ep in (("quick_wd", 3), ("quick_wd48", 5)):
 # toward 94%: wider quick_w at depth 2, random crops as well, 12 epochs
 for model in ("qw64d2", "qw96d2"):
     CANDIDATES[f"{model}_cf_e12"] = (
-        "tuned",
-        dict(model=model, epochs=12, batch_size=256, lr=6e-3, augment="crop_flip",
-             select="last", channels_last=True, tta=True),
+        "tuned", dict(_FLIP, model=model, epochs=12, lr=6e-3, augment="crop_flip")
     )  # fmt: skip
 
 

@@ -34,6 +34,19 @@ def register(name: str, args_cls: type) -> Callable[[type], type]:
     return wrap
 
 
+def register_size(name: str, base: str, **defaults) -> None:
+    """Register model `base` again as `name` with other argument defaults: a size a recipe
+    can name (its arguments stay overridable, and a model file records them all)."""
+    base_cls, base_args = _REGISTRY[base]
+    args_cls = dataclasses.make_dataclass(
+        f"{base_args.__name__}_{name}",
+        [(k, type(v), dataclasses.field(default=v)) for k, v in defaults.items()],
+        bases=(base_args,),
+        frozen=True,
+    )
+    register(name, args_cls)(type(name, (base_cls,), {}))
+
+
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -344,37 +357,17 @@ class SpeedCNN(nn.Module):
 
 # Sizes of speed_cnn for the accuracy/time ladder (fmnist bench --ladder), by name, so a
 # recipe names one; MFLOP per image in `fmnist models`.
-@dataclass(frozen=True)
-class SpeedSmallArgs(SpeedCNNArgs):
-    stem: int = 8
-    width: int = 16
+register_size("speed_s", "speed_cnn", stem=8, width=16)
+register_size("speed_m", "speed_cnn", stem=16, width=24)
+register_size("speed_l", "speed_cnn", stem=16, width=32)
 
 
-@dataclass(frozen=True)
-class SpeedMediumArgs(SpeedCNNArgs):
-    stem: int = 16
-    width: int = 24
-
-
-@dataclass(frozen=True)
-class SpeedLargeArgs(SpeedCNNArgs):
-    stem: int = 16
-    width: int = 32
-
-
-@register("speed_s", SpeedSmallArgs)
-class SpeedSmall(SpeedCNN):
-    pass
-
-
-@register("speed_m", SpeedMediumArgs)
-class SpeedMedium(SpeedCNN):
-    pass
-
-
-@register("speed_l", SpeedLargeArgs)
-class SpeedLarge(SpeedCNN):
-    pass
+def conv_pool_bn_gelu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
+    # pooling before BatchNorm (no learned scale) and GELU: they run on a quarter of the pixels
+    bn = nn.BatchNorm2d(cout)
+    bn.weight.requires_grad_(False)
+    conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
+    return [conv, nn.MaxPool2d(2), bn, nn.GELU()]
 
 
 @dataclass(frozen=True)
@@ -397,10 +390,7 @@ class QuickCNN(nn.Module):
         layers: list[nn.Module] = [Normalize()]
         cin, cout, kernel = 1, args.width, 5
         for _ in range(3):
-            bn = nn.BatchNorm2d(cout)
-            bn.weight.requires_grad_(False)
-            conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
-            layers += [conv, nn.MaxPool2d(2), bn, nn.GELU()]
+            layers += conv_pool_bn_gelu(cin, cout, kernel)
             cin, cout, kernel = cout, cout * 2, 3
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.classifier = nn.Linear(cin * 9, args.num_classes)
@@ -447,10 +437,7 @@ class QuickWhitened(nn.Module):
         layers: list[nn.Module] = [nn.MaxPool2d(2), nn.GELU()]
         cin, cout = 2 * k * k, args.width
         for _ in range(2):
-            bn = nn.BatchNorm2d(cout)
-            bn.weight.requires_grad_(False)
-            conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-            layers += [conv, nn.MaxPool2d(2), bn, nn.GELU()]
+            layers += conv_pool_bn_gelu(cin, cout)
             if args.depth == 2:
                 layers += conv_bn_gelu(cout, cout)
             cin, cout = cout, cout * 2
@@ -476,55 +463,12 @@ class QuickWhitened(nn.Module):
         return self.classifier(self.features(self.whiten(self.pad(self.normalize(x)))))
 
 
-# Sizes of quick_w for the accuracy/time ladder, by name, so a recipe names one
-@dataclass(frozen=True)
-class QuickW2Args(QuickWhitenedArgs):
-    patch: int = 2
-
-
-@register("quick_w2", QuickW2Args)
-class QuickW2(QuickWhitened):
-    pass
-
-
-@dataclass(frozen=True)
-class QuickWDArgs(QuickWhitenedArgs):
-    depth: int = 2
-
-
-@register("quick_wd", QuickWDArgs)
-class QuickWD(QuickWhitened):
-    pass
-
-
-@dataclass(frozen=True)
-class QuickWD40Args(QuickWDArgs):
-    width: int = 40
-
-
-@register("quick_wd40", QuickWD40Args)
-class QuickWD40(QuickWhitened):
-    pass
-
-
-@dataclass(frozen=True)
-class QuickWD48Args(QuickWDArgs):
-    width: int = 48
-
-
-@register("quick_wd48", QuickWD48Args)
-class QuickWD48(QuickWhitened):
-    pass
-
-
-@dataclass(frozen=True)
-class QuickMediumArgs(QuickCNNArgs):
-    width: int = 24
-
-
-@register("quick_m", QuickMediumArgs)
-class QuickMedium(QuickCNN):
-    pass
+# Sizes of quick_cnn and quick_w for the accuracy/time ladder, by name
+register_size("quick_m", "quick_cnn", width=24)
+register_size("quick_w2", "quick_w", patch=2)
+register_size("quick_wd", "quick_w", depth=2)
+register_size("quick_wd40", "quick_w", depth=2, width=40)
+register_size("quick_wd48", "quick_w", depth=2, width=48)
 
 
 # ----------------------------------------------------------------------------
