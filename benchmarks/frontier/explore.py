@@ -4,15 +4,20 @@ Each line of the output file is one run: its settings, validation accuracy (plai
 the mirror image), training seconds and the machine. Run it under the reference pin:
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
         python benchmarks/frontier/explore.py OUT.jsonl NAME... (NAME@sN: with seed N)
+or on a GPU with --device cuda (the gpu_* candidates). A NAME with * names every candidate it
+matches; --share I/N runs the I-th of N shares of the runs, balanced by cost (N processes
+sharing one GPU). --train-limit N trains on N images (smoke runs only).
 The test set plays no part in the choice (its figure is not printed or written here).
 """
 
+import argparse
+import fnmatch
 import json
-import sys
 import time
 
 from fmnist import data
 from fmnist.models import create_model, flops, register_size
+from fmnist.training.config import RECIPES
 from fmnist.training.train import environment, make_config, train
 
 # candidate sizes of registered models, by name: (model, its arguments' new defaults)
@@ -104,7 +109,54 @@ for model in ("qw64d2", "qw96d2"):
     )  # fmt: skip
 
 
-def main(out, names):
+# On a GPU a step costs more than its FLOPs: the `best` schedule (random crops, mirroring
+# and erasing, label smoothing, weight decay) at batch 512 and lr 6e-3, with an average of
+# the weights over about one epoch's steps, on wide_cnn at widths 32 to 96
+_GPU = dict(batch_size=512, lr=6e-3, ema=0.99, select="last", tta=True)
+for model, epochs in (
+    ("wide_cnn", (2, 10, 15, 20, 30, 40)),
+    ("wide_cnn64", (2, 10, 15, 20, 30, 40, 60)),
+    ("wide_cnn96", (2, 30, 40, 60)),
+):
+    for ep in epochs:
+        CANDIDATES[f"gpu_{model}_e{ep}"] = ("best", dict(_GPU, model=model, epochs=ep))
+for model in ("wide_cnn", "wide_cnn64"):
+    for ep in (10, 15):
+        CANDIDATES[f"gpu_{model}_flip_e{ep}"] = (
+            "best", dict(_GPU, model=model, epochs=ep, augment="flip")
+        )  # fmt: skip
+for model in ("wide_cnn", "wide_cnn64"):
+    for ep in (2, 40):
+        CANDIDATES[f"gpu_{model}_b256_e{ep}"] = (
+            "best", dict(_GPU, model=model, epochs=ep, batch_size=256, lr=4.2e-3, ema=0.995)
+        )  # fmt: skip
+
+
+def cost(name: str) -> float:
+    """A rough relative cost of a candidate: epochs x (MFLOP + a fixed cost per image)."""
+    recipe, settings = CANDIDATES[name.partition("@s")[0]]
+    s = {**RECIPES[recipe], **settings}
+    return s["epochs"] * (flops(create_model(s.get("model", "seed_cnn"))) / 1e6 + 30)
+
+
+def expand(names: list[str], share: str | None) -> list[str]:
+    """Patterns expanded; with `share` "I/N", the I-th of N cost-balanced shares, cheapest
+    first."""
+    out = []
+    for name in names:
+        out += sorted(fnmatch.filter(CANDIDATES, name)) if "*" in name else [name]
+    if not share:
+        return out
+    i, n = (int(v) for v in share.split("/"))
+    loads, shares = [0.0] * n, [[] for _ in range(n)]
+    for name in sorted(out, key=cost, reverse=True):
+        k = loads.index(min(loads))
+        loads[k] += cost(name)
+        shares[k].append(name)
+    return sorted(shares[i], key=cost)
+
+
+def main(out, names, device="cpu", train_limit=0):
     ds = data.load(download=False)
     env = environment()
     for name in names:
@@ -113,7 +165,9 @@ def main(out, names):
         recipe, settings = CANDIDATES[base]
         if seed:
             settings = {**settings, "seed": int(seed)}
-        cfg = make_config(recipe, **settings, device="cpu", patience=0)
+        if train_limit:
+            settings = {**settings, "train_limit": train_limit}
+        cfg = make_config(recipe, **settings, device=device, patience=0)
         t0 = time.perf_counter()
         res = train(cfg, out=f"runs/explore/{name}-{int(t0)}", dataset=ds, log=lambda *a: None)
         m = res.metrics
@@ -126,6 +180,9 @@ def main(out, names):
             "train_s": m["train_s"],
             "fit_s": round(sum(r["epoch_s"] for r in res.history), 2),
             "images_per_s": res.history[-1]["images_per_s"],
+            "precision": json.loads((res.run_dir / "config.json").read_text())["used"]["precision"],
+            "device": device,
+            "gpu": env["cuda"],
             "cpu": env["cpu"],
             "cpu_capability": env["cpu_capability"],
             "threads": env["torch_threads"],
@@ -137,4 +194,11 @@ def main(out, names):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--train-limit", type=int, default=0)
+    p.add_argument("--share", metavar="I/N")
+    a = p.parse_args()
+    main(a.out, expand(a.names, a.share), a.device, a.train_limit)

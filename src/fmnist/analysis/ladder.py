@@ -21,6 +21,7 @@ from pathlib import Path
 from fmnist import FmnistError
 from fmnist.evaluate import infer
 from fmnist.models import flops
+from fmnist.training.config import load_recipe
 from fmnist.training.train import environment, make_config, resolve_device, train
 
 # rung (test accuracy) -> the recipe that reaches it fastest on 2 CPU cores (fp32, AVX2)
@@ -34,6 +35,8 @@ RUNGS = {
 # today's general recipes, measured beside the rungs (as `fmnist bench` does: test accuracy
 # after each epoch, a measurement that selects nothing)
 COMPARE = ("fast", "tuned", "best")
+# where a kind of device has rungs of its own: on a GPU a step costs more than its FLOPs
+DEVICE_RUNGS: dict[str, dict[str, str]] = {}
 DEFAULT_SEEDS = {"95%": 3}  # the others: --seeds (default 5)
 
 
@@ -50,24 +53,34 @@ def figure(metrics: dict, tta: bool) -> float:
     return metrics["test_accuracy_tta"] if tta else metrics["test_accuracy"]
 
 
-def run_rung(ds, rung: str, seeds: int, device, out_dir: Path, log=print, **settings) -> dict:
-    recipe = RUNGS[rung]
+def rung_recipes(device_type: str, override: dict[str, str] | None = None) -> dict[str, str]:
+    """Each rung's recipe on this kind of device, with `override` (rung -> a recipe name or
+    recipe file) on top."""
+    return {**RUNGS, **DEVICE_RUNGS.get(device_type, {}), **(override or {})}
+
+
+def run_rung(
+    ds, rung: str, seeds: int, device, out_dir: Path, log=print, recipe=None, **settings
+) -> dict:
+    recipe = recipe or RUNGS[rung]
+    name, preset = load_recipe(recipe)
     values, times, rates = [], [], []
     cfg = None
     for seed in range(seeds):
         cfg = make_config(recipe, seed=seed, device=device.type, all_data=True, **settings)
-        result = train(cfg, out=out_dir / f"{recipe}-s{seed}", dataset=ds, log=lambda *a: None)
+        result = train(cfg, out=out_dir / f"{name}-s{seed}", dataset=ds, log=lambda *a: None)
         m = result.metrics
         acc = figure(m, cfg.tta)
         values.append(acc)
         times.append(m["train_s"])
         record = json.loads((result.run_dir / "config.json").read_text())
         rates.append(record["data"]["n_train"] * m["epochs"] / m["train_s"])
-        log(f"  {rung} {recipe} seed {seed}: {acc:.2%} in {m['train_s']:.1f} s")
+        log(f"  {rung} {name} seed {seed}: {acc:.2%} in {m['train_s']:.1f} s")
     mean = statistics.mean(values)
     return {
         "rung": rung,
-        "recipe": recipe,
+        "recipe": name,
+        "recipe_settings": preset,
         "model": cfg.model,
         "parameters": m["parameters"],
         "mflop_per_image": round(flops(result.model) / 1e6, 2),
@@ -132,15 +145,18 @@ def run(
     compare_budget_s: float = 600.0,
     load_s: float | None = None,
     log=print,
+    recipes: dict[str, str] | None = None,
     **settings,
 ) -> dict:
-    """The ladder's record. `settings` override every run's (smoke runs: train_limit, epochs)."""
+    """The ladder's record. `recipes` (rung -> recipe name or file) replaces rungs' recipes;
+    `settings` override every run's (smoke runs: train_limit, epochs)."""
     unknown = [r for r in rungs if r not in RUNGS]
     if unknown:
         raise FmnistError(f"unknown rung(s) {', '.join(unknown)}; rungs: {', '.join(RUNGS)}")
     if seeds is not None and seeds < 1:
         raise FmnistError(f"--seeds must be at least 1, got {seeds}")
     device = resolve_device(device_name)
+    chosen = rung_recipes(device.type, recipes)
     env = environment()
     record = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -155,9 +171,11 @@ def run(
         tmp = Path(tmp)
         for rung in rungs:
             n = seeds or DEFAULT_SEEDS.get(rung, 5)
-            log(f"rung {rung}: {RUNGS[rung]}, {n} seeds ...")
+            log(f"rung {rung}: {chosen[rung]}, {n} seeds ...")
             t0 = time.perf_counter()
-            record["rungs"].append(run_rung(ds, rung, n, device, tmp, log, **settings))
+            record["rungs"].append(
+                run_rung(ds, rung, n, device, tmp, log, recipe=chosen[rung], **settings)
+            )
             log(f"  ({time.perf_counter() - t0:.0f} s)")
         for recipe in compare:
             log(f"today's {recipe!r}: test accuracy each epoch, up to {compare_budget_s:.0f} s")

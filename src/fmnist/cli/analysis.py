@@ -106,7 +106,7 @@ def bench_ladder(args, device) -> int:
 
     from fmnist import data
     from fmnist.analysis import ladder
-    from fmnist.training.config import RECIPES
+    from fmnist.training.config import RECIPES, load_recipe
 
     rungs = [r if r.endswith("%") else r + "%" for r in (args.rungs or ladder.RUNGS)]
     unknown = [r for r in rungs if r not in ladder.RUNGS]
@@ -122,13 +122,25 @@ def bench_ladder(args, device) -> int:
         raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
     if args.compare_budget <= 0:
         raise FmnistError(f"--compare-budget must be positive, got {args.compare_budget}")
+    recipes = {}
+    for item in args.recipe or []:
+        rung, sep, recipe = item.partition("=")
+        rung = rung if rung.endswith("%") else rung + "%"
+        if not sep or not recipe or rung not in ladder.RUNGS:
+            raise FmnistError(
+                f"--recipe {item!r}: expected RUNG=RECIPE with a rung of "
+                f"{', '.join(ladder.RUNGS)} and a recipe name or recipe .json file"
+            )
+        load_recipe(recipe)  # a one-line refusal before any data is read
+        recipes[rung] = recipe
     out = results_file(args.json, f"benchmarks/results/{date.today()}-ladder-{device.type}.json")
     t0 = time.perf_counter()
     ds = data.load(args.data_dir, download=args.download)
     load_s = time.perf_counter() - t0
     record = ladder.run(
-        ds, rungs, args.seeds, device.type, compare, args.compare_budget, load_s, log=print
-    )
+        ds, rungs, args.seeds, device.type, compare, args.compare_budget, load_s, log=print,
+        recipes=recipes,
+    )  # fmt: skip
     save_results(out, record, ladder.format_table(record))
     return 0
 
@@ -166,6 +178,12 @@ def add_bench(sub) -> None:
         metavar="RECIPE",
         help="today's recipes measured beside the rungs (default: fast tuned best; none: "
         "--compare with no names)",
+    )
+    ladder.add_argument(
+        "--recipe",
+        action="append",
+        metavar="RUNG=RECIPE",
+        help="run a rung with another recipe (a name or a recipe .json file); repeatable",
     )
     ladder.add_argument(
         "--compare-budget",

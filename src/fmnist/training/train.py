@@ -312,6 +312,9 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     if cfg.sync_bn and ctx.active:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
+    if device.type == "cuda":
+        # fixed image size: let cuDNN time its convolution algorithms once and keep the best
+        torch.backends.cudnn.benchmark = True
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     init_s = 0.0

@@ -1,0 +1,93 @@
+"""Choosing a rung's recipe from explore.py's records, by the ladder's rule: of the candidates
+whose validation accuracy (with the mirror image where the candidate includes it) clears the
+rung by 0.3 points, the one that trains fastest on all 60,000 images. Its time is estimated
+from the training images/s of the same model and batch size in a short run alone on the
+machine (the `_e2` candidate, where there is one: runs that shared the machine are not timed
+fairly), else from its own run. Writes one recipe file per rung (`fmnist bench --ladder
+--recipe RUNG=FILE` runs it); where no candidate clears a rung, the one with the best
+validation accuracy, marked so.
+
+    python benchmarks/frontier/choose.py RECORDS.jsonl OUT_DIR --prefix gpu_ --rungs 94 95
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from fmnist.training.config import RECIPE_FORMAT, RECIPES
+
+MARGIN = 0.003
+ALL_IMAGES = 60_000
+
+
+def figure(row: dict) -> float:
+    tta = row["settings"].get("tta", RECIPES[row["settings"]["recipe"]].get("tta", False))
+    return row["val_accuracy_tta"] if tta else row["val_accuracy"]
+
+
+def key(row: dict) -> tuple:
+    s = {**RECIPES[row["settings"]["recipe"]], **row["settings"]}
+    return s.get("model"), s.get("batch_size", 128)
+
+
+def choose(rows: list[dict], rung: float) -> dict:
+    probes = {key(r): r["images_per_s"] for r in rows if r["settings"].get("epochs") == 2}
+    scored = []
+    for r in rows:
+        rate = probes.get(key(r), r["images_per_s"])
+        est = r["settings"]["epochs"] * ALL_IMAGES / rate
+        scored.append((est, r))
+    clear = [(est, r) for est, r in scored if figure(r) >= rung + MARGIN]
+    if clear:
+        est, row = min(clear, key=lambda t: t[0])
+        return {"row": row, "estimated_s": round(est, 1), "cleared": True}
+    est, row = max(scored, key=lambda t: figure(t[1]))
+    return {"row": row, "estimated_s": round(est, 1), "cleared": False}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("records", nargs="+")
+    p.add_argument("out_dir")
+    p.add_argument("--prefix", default="")
+    p.add_argument("--rungs", nargs="+", type=int, default=[94, 95])
+    p.add_argument("--name", default="gpu", help="recipe files NAME94.json, ... (default: gpu)")
+    a = p.parse_args()
+    rows = []
+    for path in a.records:
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row["name"].startswith(a.prefix) and "@" not in row["name"]:
+                    rows.append(row)
+    out = Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for rung in a.rungs:
+        got = choose(rows, rung / 100)
+        row = got["row"]
+        settings = {**RECIPES[row["settings"]["recipe"]], **row["settings"]}
+        settings.pop("train_limit", None)
+        settings.pop("seed", None)
+        settings.pop("recipe", None)
+        recipe = {
+            "format": RECIPE_FORMAT,
+            "settings": settings,
+            "chosen_from": {
+                "candidate": row["name"],
+                "val_figure": figure(row),
+                "cleared_rung_plus_margin": got["cleared"],
+                "estimated_train_s_all_images": got["estimated_s"],
+                "candidates": len(rows),
+            },
+        }
+        path = out / f"{a.name}{rung}.json"
+        path.write_text(json.dumps(recipe, indent=1) + "\n")
+        flag = "" if got["cleared"] else " (none cleared the rung: the best on validation)"
+        print(
+            f"{rung}%: {row['name']} val {figure(row):.2%}, about {got['estimated_s']} s "
+            f"on all images{flag} -> {path}"
+        )
+
+
+if __name__ == "__main__":
+    main()
