@@ -12,12 +12,29 @@ from fmnist.training.config import RECIPES, make_config
 from .test_bench import small
 
 
-def test_every_rung_has_a_fixed_schedule_recipe():
-    for rung, recipe in ladder.RUNGS.items():
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_every_rung_has_a_fixed_schedule_recipe(device):
+    rungs = ladder.rung_recipes(device)
+    assert list(rungs) == list(ladder.RUNGS)
+    for rung, recipe in rungs.items():
         cfg = make_config(recipe, all_data=True)
         # a fixed schedule: no early stopping, the last weights, a length chosen beforehand
         assert cfg.patience == 0 and cfg.select == "last", rung
         assert cfg.precision == "auto" and recipe in RECIPES, rung
+    assert ladder.rung_recipes("cuda")["94%"] != ladder.RUNGS["94%"]  # the GPU's own
+
+
+def test_a_rung_runs_another_recipe_from_a_recipe_file(dataset, tmp_path):
+    recipe = tmp_path / "mine.json"
+    settings = {**RECIPES["fast"], "model": "quick_w2", "epochs": 1, "tta": True}
+    recipe.write_text(json.dumps({"format": "fmnist-recipe/1", "settings": settings}))
+    record = ladder.run(
+        small(dataset), ["94%"], seeds=1, device_name="cpu", compare=(),
+        log=lambda *a: None, recipes={"94%": str(recipe)}, train_limit=1500,
+    )  # fmt: skip
+    (rung,) = record["rungs"]
+    assert rung["recipe"] == "mine" and rung["model"] == "quick_w2" and rung["tta"]
+    assert rung["recipe_settings"] == settings and rung["epochs"] == 1
 
 
 def test_the_ladder_runs_each_rung_for_its_seeds_and_reports(dataset):
@@ -66,6 +83,9 @@ def test_a_compared_recipe_stops_at_its_budget(dataset, tmp_path):
         (["--compare", "nope"], "unknown recipe nope"),
         (["--compare-budget", "0"], "--compare-budget must be positive"),
         (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--recipe", "94"], "--recipe '94': expected RUNG=RECIPE"),
+        (["--recipe", "97=fast"], "--recipe '97=fast': expected RUNG=RECIPE"),
+        (["--recipe", "94=nope"], "unknown recipe 'nope'"),
     ],
 )
 def test_bad_ladder_flags_are_refused_before_any_work(flags, message, tmp_path, capsys):

@@ -109,6 +109,18 @@ for model in ("qw64d2", "qw96d2"):
     )  # fmt: skip
 
 
+# toward 94% on 2 CPU cores: quick_w at depth 2, widths 48 and 64, mirroring only, longer;
+# with an average of the weights, or random crops as well
+for model in ("qw48d2", "qw64d2"):
+    for ep in (12, 16):
+        CANDIDATES[f"{model}_flip_e{ep}"] = ("tuned", dict(_FLIP, model=model, epochs=ep))
+        CANDIDATES[f"{model}_flip_ema_e{ep}"] = (
+            "tuned", dict(_FLIP, model=model, epochs=ep, ema=0.99)
+        )  # fmt: skip
+        CANDIDATES[f"{model}_cf8_e{ep}"] = (
+            "tuned", dict(_FLIP, model=model, epochs=ep, augment="crop_flip")
+        )  # fmt: skip
+
 # On a GPU a step costs more than its FLOPs: the `best` schedule (random crops, mirroring
 # and erasing, label smoothing, weight decay) at batch 512 and lr 6e-3, with an average of
 # the weights over about one epoch's steps, on wide_cnn at widths 32 to 96

@@ -21,11 +21,13 @@ date -u +%FT%TZ
 timeout "${PROBE_S:-70}" $py $ex "$out/explore.jsonl" --device cuda \
     gpu_wide_cnn_e2 gpu_wide_cnn_b256_e2 gpu_wide_cnn64_e2 gpu_wide_cnn64_b256_e2 gpu_wide_cnn96_e2
 date -u +%FT%TZ
+pids=()
 for i in $(seq 0 $((jobs - 1))); do
     timeout "${EXPLORE_S:-180}" $py $ex "$out/explore.jsonl" --device cuda --share "$i/$jobs" \
         'gpu_*_e[1-9][0-9]' >/dev/null &
+    pids+=($!)
 done
-wait
+wait "${pids[@]}"  # these only: a bare wait would also wait for the log's tee
 date -u +%FT%TZ
 $py benchmarks/frontier/choose.py "$out/explore.jsonl" "$out" --prefix gpu_ --rungs 94 95
 for rung in 94 95; do

@@ -454,7 +454,8 @@ class QuickWhitened(nn.Module):
     def init_from_data(self, images: torch.Tensor, eps: float = 5e-3, limit: int = 10_000):
         """Whiten: `images` uint8 (N, 28, 28), the training images (the first `limit`)."""
         k = self.whiten.kernel_size[0]
-        x = self.normalize(images[:limit].float().div(255).unsqueeze(1).cpu())
+        x = images[:limit].to(self.normalize.mean.device).float().div(255).unsqueeze(1)
+        x = self.normalize(x).cpu()
         patches = nn.functional.unfold(x, k).transpose(1, 2).reshape(-1, k * k).double()
         eigenvalues, vectors = torch.linalg.eigh(torch.cov(patches.T))
         filters = (vectors.T / (eigenvalues.clamp(min=0) + eps).sqrt().unsqueeze(1)).float()
