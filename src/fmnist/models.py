@@ -257,6 +257,11 @@ class WideCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+# wider wide_cnn, for a GPU, where a step costs more than its FLOPs
+register_size("wide_cnn64", "wide_cnn", width=64)
+register_size("wide_cnn96", "wide_cnn", width=96)
+
+
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
@@ -357,9 +362,6 @@ class SpeedCNN(nn.Module):
 
 # Sizes of speed_cnn for the accuracy/time ladder (fmnist bench --ladder), by name, so a
 # recipe names one; MFLOP per image in `fmnist models`.
-# wider wide_cnn, for a GPU, where a step costs more than its FLOPs
-register_size("wide_cnn64", "wide_cnn", width=64)
-register_size("wide_cnn96", "wide_cnn", width=96)
 register_size("speed_s", "speed_cnn", stem=8, width=16)
 register_size("speed_m", "speed_cnn", stem=16, width=24)
 register_size("speed_l", "speed_cnn", stem=16, width=32)
