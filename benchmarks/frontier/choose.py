@@ -14,28 +14,35 @@ import argparse
 import json
 from pathlib import Path
 
-from fmnist.training.config import RECIPE_FORMAT, RECIPES
+from fmnist.training.config import RECIPE_FORMAT, RECIPES, make_config
 
 MARGIN = 0.003
 ALL_IMAGES = 60_000
 
 
+def config(row: dict):
+    """The candidate's whole configuration: its recipe's preset with its settings on top."""
+    settings = dict(row["settings"])
+    return make_config(settings.pop("recipe"), **settings)
+
+
 def figure(row: dict) -> float:
-    tta = row["settings"].get("tta", RECIPES[row["settings"]["recipe"]].get("tta", False))
-    return row["val_accuracy_tta"] if tta else row["val_accuracy"]
+    """Validation accuracy as the candidate's figure has it: with the mirror image if its
+    recipe includes it."""
+    return row["val_accuracy_tta"] if config(row).tta else row["val_accuracy"]
 
 
 def key(row: dict) -> tuple:
-    s = {**RECIPES[row["settings"]["recipe"]], **row["settings"]}
-    return s.get("model"), s.get("batch_size", 128)
+    cfg = config(row)
+    return cfg.model, cfg.batch_size
 
 
 def choose(rows: list[dict], rung: float) -> dict:
-    probes = {key(r): r["images_per_s"] for r in rows if r["settings"].get("epochs") == 2}
+    probes = {key(r): r["images_per_s"] for r in rows if config(r).epochs == 2}
     scored = []
     for r in rows:
         rate = probes.get(key(r), r["images_per_s"])
-        est = r["settings"]["epochs"] * ALL_IMAGES / rate
+        est = config(r).epochs * ALL_IMAGES / rate
         scored.append((est, r))
     clear = [(est, r) for est, r in scored if figure(r) >= rung + MARGIN]
     if clear:

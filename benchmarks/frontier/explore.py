@@ -17,7 +17,6 @@ import time
 
 from fmnist import data
 from fmnist.models import create_model, flops, register_size
-from fmnist.training.config import RECIPES
 from fmnist.training.train import environment, make_config, train
 
 # candidate sizes of registered models, by name: (model, its arguments' new defaults)
@@ -147,8 +146,8 @@ for model in ("wide_cnn", "wide_cnn64"):
 def cost(name: str) -> float:
     """A rough relative cost of a candidate: epochs x (MFLOP + a fixed cost per image)."""
     recipe, settings = CANDIDATES[name.partition("@s")[0]]
-    s = {**RECIPES[recipe], **settings}
-    return s["epochs"] * (flops(create_model(s.get("model", "seed_cnn"))) / 1e6 + 30)
+    cfg = make_config(recipe, **settings)
+    return cfg.epochs * (flops(create_model(cfg.model)) / 1e6 + 30)
 
 
 def expand(names: list[str], share: str | None) -> list[str]:
