@@ -1,4 +1,8 @@
-"""The command line as a user meets it: real processes, exit codes, one-line errors."""
+"""The command line as a user meets it: real processes, exit codes, one-line errors.
+
+`python -m fmnist` itself starts in a few tests; the rest run the same `main` in a process
+forked from one that has imported the package (tests/cliserver.py), without a second's
+start each."""
 
 import json
 import os
@@ -29,6 +33,16 @@ def fmnist(*args, env=None, cwd=None):
     )
 
 
+@pytest.fixture
+def forked(cli):
+    def run(*args, cwd=ROOT):
+        res = cli(list(args), cwd=cwd, timeout=300)
+        assert not res.hung, args
+        return subprocess.CompletedProcess(args, res.rc, res.stdout, res.stderr)
+
+    return run
+
+
 def assert_user_error(res, *fragments):
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
@@ -45,36 +59,36 @@ def test_data_reports_source_checksums_and_counts():
     assert "Ankle boot" in res.stdout and "60000" in res.stdout and "10000" in res.stdout
 
 
-def test_evaluate_json(tiny_run):
-    res = fmnist("evaluate", tiny_run.run_dir, "--json", "--no-download")
+def test_evaluate_json(tiny_run, forked):
+    res = forked("evaluate", tiny_run.run_dir, "--json", "--no-download")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["test_accuracy"] == pytest.approx(tiny_run.metrics["test_accuracy"])
     assert len(out["confusion_matrix"]) == 10
 
 
-def test_evaluate_text_and_model_file(tiny_run):
-    res = fmnist("evaluate", tiny_run.run_dir / "model.safetensors", "--no-download")
+def test_evaluate_text_and_model_file(tiny_run, forked):
+    res = forked("evaluate", tiny_run.run_dir / "model.safetensors", "--no-download")
     assert res.returncode == 0, res.stderr
     assert "precision" in res.stdout and "confusion matrix" in res.stdout
 
 
-def test_bad_flag():
-    assert_user_error(fmnist("train", "--epochs", "many"), "--epochs", "invalid int")
+def test_bad_flag(forked):
+    assert_user_error(forked("train", "--epochs", "many"), "--epochs", "invalid int")
 
 
 def test_unknown_command():
     assert_user_error(fmnist("fly"), "invalid choice")
 
 
-def test_unknown_model():
-    assert_user_error(fmnist("train", "--model", "nope", "--no-download"), "seed_cnn")
+def test_unknown_model(forked):
+    assert_user_error(forked("train", "--model", "nope", "--no-download"), "seed_cnn")
 
 
-def test_unwritable_out(tmp_path):
+def test_unwritable_out(tmp_path, forked):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert_user_error(fmnist("train", "--out", blocker / "run"), str(blocker / "run"))
+    assert_user_error(forked("train", "--out", blocker / "run"), str(blocker / "run"))
 
 
 def test_missing_data(tmp_path):
@@ -83,20 +97,20 @@ def test_missing_data(tmp_path):
     assert_user_error(res, "dataset-fashion-mnist")
 
 
-def test_corrupt_data(tmp_path):
+def test_corrupt_data(tmp_path, forked):
     d = write_set(tmp_path / "d", synthetic_set())
-    assert_user_error(fmnist("data", "--data-dir", d), "checksum mismatch", "delete")
+    assert_user_error(forked("data", "--data-dir", d), "checksum mismatch", "delete")
     blob = (d / "train-images-idx3-ubyte.gz").read_bytes()
     (d / "train-images-idx3-ubyte.gz").write_bytes(blob[:1000])
-    assert_user_error(fmnist("data", "--data-dir", d), "truncated gzip")
+    assert_user_error(forked("data", "--data-dir", d), "truncated gzip")
 
 
-def test_evaluate_a_file_that_is_not_a_model(tmp_path):
+def test_evaluate_a_file_that_is_not_a_model(tmp_path, forked):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(b"not a model")
     (tmp_path / "x.json").write_text("{}")
-    assert_user_error(fmnist("evaluate", bad), "x.json")
-    assert_user_error(fmnist("evaluate", tmp_path / "missing"), "no such file")
+    assert_user_error(forked("evaluate", bad), "x.json")
+    assert_user_error(forked("evaluate", tmp_path / "missing"), "no such file")
 
 
 def test_model_architecture_script():
@@ -177,9 +191,9 @@ def test_the_default_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"m{s}" for s in before)
 
 
-def test_benchmarks_refuse_an_unwritable_results_file_before_measuring(tmp_path):
+def test_benchmarks_refuse_an_unwritable_results_file_before_measuring(tmp_path, forked):
     blocker = tmp_path / "file"
     blocker.write_text("")
     for command in ("bench", "baselines"):
-        res = fmnist(command, "--json", blocker / "out.json")
+        res = forked(command, "--json", blocker / "out.json")
         assert_user_error(res, "cannot write the results")

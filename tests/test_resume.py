@@ -89,7 +89,7 @@ def test_sigkill_then_resume_ends_like_the_uninterrupted_run(dataset, tmp_path, 
 
 
 @pytest.mark.parametrize("layout", ["fp32", "bf16 channels-last"])
-def test_resume_restores_every_piece_of_state(dataset, tmp_path, one_thread, layout):
+def test_resume_restores_every_piece_of_state(few_test_images, tmp_path, one_thread, layout):
     """EMA, augmentation, dropout and a cosine schedule with warm-up, stopped after epoch 1;
     also in bfloat16 on NHWC activations, whose optimizer moments must get their layout back."""
     cfg = make_config(
@@ -98,7 +98,7 @@ def test_resume_restores_every_piece_of_state(dataset, tmp_path, one_thread, lay
         schedule="cosine", warmup=0.2, weight_decay=0.01, select="val_acc", device="cpu",
         precision="bf16" if "bf16" in layout else "fp32", channels_last="last" in layout,
     )  # fmt: skip
-    whole = train(cfg, out=tmp_path / "whole", dataset=dataset, log=quiet)
+    whole = train(cfg, out=tmp_path / "whole", dataset=few_test_images, log=quiet)
 
     class Stop(Exception):
         pass
@@ -108,10 +108,10 @@ def test_resume_restores_every_piece_of_state(dataset, tmp_path, one_thread, lay
             raise Stop
 
     with pytest.raises(Stop):
-        train(cfg, out=tmp_path / "part", dataset=dataset, log=quiet, on_epoch=stop)
+        train(cfg, out=tmp_path / "part", dataset=few_test_images, log=quiet, on_epoch=stop)
     again = resume_config(tmp_path / "part")
     assert again == cfg
-    rest = train(again, out=tmp_path / "part", dataset=dataset, log=quiet, resume_run=True)
+    rest = train(again, out=tmp_path / "part", dataset=few_test_images, log=quiet, resume_run=True)
     assert untimed(rest.history) == untimed(whole.history)
     assert final(rest.run_dir) == final(whole.run_dir)
     ours, theirs = rest.model.state_dict(), whole.model.state_dict()

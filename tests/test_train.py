@@ -172,7 +172,8 @@ def test_all_data_trains_on_every_image_for_a_fixed_count(dataset, tmp_path):
     assert not np.array_equal(train_idx, stratified)
 
 
-def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(dataset, tmp_path):
+def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(few_test_images, tmp_path):
+    dataset = few_test_images
     torch.manual_seed(0)
     model = create_model("wide_cnn")
     images = torch.from_numpy(dataset.train_images[:64])
@@ -210,7 +211,7 @@ def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(dataset, tmp_path):
         for v in result.model.state_dict().values()
         if v.is_floating_point()
     )
-    x = dataset.test_images[:1000]
+    x = dataset.test_images
     fp32 = infer(result.model, x).argmax(1)
     bf16 = infer(result.model, x, precision="bf16").argmax(1)
     assert (fp32 == bf16).float().mean() > 0.97
