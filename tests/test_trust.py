@@ -14,6 +14,7 @@ from torch import nn
 
 from fmnist import cli, corruptions
 from fmnist.analysis import explain, robustness
+from fmnist.analysis.report import robustness_caption
 from fmnist.checkpoint import load_model
 from fmnist.evaluate import evaluate_logits, infer
 from tests.hostile import assert_kept_promise
@@ -119,6 +120,12 @@ def test_robustness_command_json_and_figure(tiny_run, tmp_path, capsys):
     parts = 6 * result["mean_trained"] + 8 * result["mean_unseen"]
     assert parts / 14 == pytest.approx(result["mean"])
     assert np.asarray(Image.open(fig).convert("L")).std() > 20
+    # the report's caption gives the same three means, and the split
+    caption = robustness_caption(result)
+    for key in ("clean", "mean", "mean_trained", "mean_unseen"):
+        assert f"{result[key]:.2%}" in caption, key
+    assert "14 corruptions at severities 1, 3" in caption
+    assert "on the 6 that training with corruptions" in caption and "the 8 others" in caption
 
 
 def test_explain_command_writes_a_figure_per_image(tmp_path, dataset, capsys):

@@ -20,6 +20,7 @@ from fmnist import FmnistError, data
 from fmnist.analysis import plots
 from fmnist.analysis.report_html import render
 from fmnist.checkpoint import atomic_write, load_model
+from fmnist.corruptions import TRAINING
 from fmnist.evaluate import evaluate_logits, infer
 from fmnist.files import NUMBER, output_dir, read_numeric_csv, read_record
 
@@ -333,12 +334,31 @@ def build_figures(
             "trust",
             "robustness",
             "Robustness under corruptions",
-            f"Test accuracy under 14 corruptions at severities 1 to 5 (kornia; fmnist "
-            f"robustness): clean {r['clean']:.2%}, mean under corruption {r['mean']:.2%} "
-            f"({r['relative']:.1%} of clean).",
+            robustness_caption(r),
             plots.corruption_heatmap(r),
         )
     return figures
+
+
+def robustness_caption(r: dict) -> str:
+    """The robustness figure's caption: the clean and mean corrupted accuracy, and the mean
+    apart for the corruptions `--augment flip_corrupt` trains with and for the others."""
+    text = (
+        f"Test accuracy under {len(r['accuracy'])} corruptions at severities "
+        f"{', '.join(map(str, r['severities']))} (kornia; fmnist robustness): clean "
+        f"{r['clean']:.2%}, mean under corruption {r['mean']:.2%} ({r['relative']:.1%} of "
+        f"clean)"
+    )
+    parts = [
+        f"{r[key]:.2%} on the {len(names)} {what}"
+        for key, names, what in (
+            ("mean_trained", [n for n in r["accuracy"] if n in TRAINING],
+             "that training with corruptions (--augment flip_corrupt) uses"),
+            ("mean_unseen", [n for n in r["accuracy"] if n not in TRAINING], "others"),
+        )
+        if r.get(key) is not None
+    ]  # fmt: skip
+    return text + (": " + " and ".join(parts) if parts else "") + "."
 
 
 FAITHFULNESS_IMAGES = 50  # test images in the report's deletion test
