@@ -120,6 +120,11 @@ for model in ("qw48d2", "qw64d2"):
             "tuned", dict(_FLIP, model=model, epochs=ep, augment="crop_flip")
         )  # fmt: skip
 
+# 94% on 2 CPU cores with the model of the `best` recipe: its schedule (batch 128, random
+# crops, mirroring and erasing, a weight average), shorter, the last weights, mirror TTA
+for ep in (20, 30, 40):
+    CANDIDATES[f"cpu_wide_cnn_e{ep}"] = ("best", dict(epochs=ep, select="last", tta=True))
+
 # On a GPU a step costs more than its FLOPs: the `best` schedule (random crops, mirroring
 # and erasing, label smoothing, weight decay) at batch 512 and lr 6e-3, with an average of
 # the weights over about one epoch's steps, on wide_cnn at widths 32 to 96
