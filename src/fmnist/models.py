@@ -475,6 +475,7 @@ register_size("quick_w2", "quick_w", patch=2)
 register_size("quick_wd", "quick_w", depth=2)
 register_size("quick_wd40", "quick_w", depth=2, width=40)
 register_size("quick_wd48", "quick_w", depth=2, width=48)
+register_size("quick_wd64", "quick_w", depth=2, width=64)
 
 
 # ----------------------------------------------------------------------------
