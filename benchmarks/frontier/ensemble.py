@@ -11,11 +11,10 @@ The test set plays no part (its figure is neither printed nor written here).
 """
 
 import argparse
-import json
 import time
 
 import torch
-from explore import CANDIDATES  # this folder
+from explore import CANDIDATES, append_record, machine  # this folder
 
 from fmnist import data
 from fmnist.evaluate import infer
@@ -52,14 +51,9 @@ def main(out, name, k):
             "val_accuracy_ensemble": float((mean.argmax(1) == y_val).float().mean()),
             "train_s": round(sum(seconds), 2),
             "member_train_s": seconds[-1],
-            "cpu": env["cpu"],
-            "cpu_capability": env["cpu_capability"],
-            "threads": env["torch_threads"],
-            "torch": env["torch"],
+            **machine(env),
         }
-        print(json.dumps(row), flush=True)
-        with open(out, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_record(out, row)
 
 
 if __name__ == "__main__":

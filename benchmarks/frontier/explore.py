@@ -217,14 +217,21 @@ def main(out, names, device="cpu", train_limit=0):
             "precision": json.loads((res.run_dir / "config.json").read_text())["used"]["precision"],
             "device": device,
             "gpu": env["cuda"],
-            "cpu": env["cpu"],
-            "cpu_capability": env["cpu_capability"],
-            "threads": env["torch_threads"],
-            "torch": env["torch"],
+            **machine(env),
         }
-        print(json.dumps(row), flush=True)
-        with open(out, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_record(out, row)
+
+
+def machine(env: dict) -> dict:
+    """The fields of `environment()` each record carries."""
+    return {"cpu": env["cpu"], "cpu_capability": env["cpu_capability"],
+            "threads": env["torch_threads"], "torch": env["torch"]}  # fmt: skip
+
+
+def append_record(out, row: dict) -> None:
+    print(json.dumps(row), flush=True)
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":
