@@ -11,18 +11,14 @@ ones together (as airbench weights its translations). The test set plays no part
 
 import argparse
 import json
-import sys
 
 import torch
+from explore import append_record, machine  # this folder
 
 from fmnist import data
 from fmnist.checkpoint import load_model
 from fmnist.evaluate import evaluate_logits, to_input
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from explore import append_record, machine  # noqa: E402
-
-from fmnist.training.train import environment  # noqa: E402
+from fmnist.training.train import environment
 
 MOVES = {
     "flip": [],
@@ -51,8 +47,8 @@ def logits_by_mode(model, images, batch_size: int = 1000) -> dict[str, torch.Ten
         x = to_input(torch.as_tensor(images[i : i + batch_size]))
         views = {"plain": model(x), "mirror": model(x.flip(-1))}
         out["plain"].append(views["plain"])
+        still = (views["plain"] + views["mirror"]) / 2
         for mode, moves in MOVES.items():
-            still = (views["plain"] + views["mirror"]) / 2
             if not moves:
                 out[mode].append(still)
                 continue
