@@ -127,7 +127,7 @@ for model in ("qw64d2", "qw96d2"):
     CANDIDATES[f"{model}_flip_wd20_e12"] = (
         "tuned", dict(_FLIP, model=model, epochs=12, weight_decay=0.2)
     )  # fmt: skip
-for ep in (10, 11, 12, 16):
+for ep in (10, 11, 12, 14, 16):
     CANDIDATES[f"qw64d2_flip_wd50_e{ep}"] = (
         "tuned", dict(_FLIP, model="qw64d2", epochs=ep, weight_decay=0.5)
     )  # fmt: skip

@@ -154,8 +154,9 @@ RECIPES.update(
         # 1.2e-2: 93.83%). The `best` schedule cut to 20 epochs gave 93.83% in 5x the time;
         # two or three quick_wd40 in 6 epochs, their outputs averaged, 93.73% and 93.78%.
         # In 12 epochs or less nothing cleared 94.3: width 48 (93.81%), batch 128, label
-        # smoothing 0.2, a weight average (94.13%) or test-time one-pixel moves (+0.04 on
-        # average over 8 runs, from -0.14 to +0.18).
+        # smoothing 0.2, a weight average (94.13%), test-time one-pixel moves (+0.04 on
+        # average over 8 runs, from -0.14 to +0.18), alternating flips (94.03%), Muon on the
+        # filters (94.18%), residual second convolutions (93.83%) or 14 epochs (94.12%).
         "rung94": {**_QUICK, "model": "quick_wd64", "epochs": 16, "weight_decay": 0.5},
         # 95%: nothing faster than the `best` schedule was found to clear it on validation;
         # its run on all 60,000 images gave 95.02%

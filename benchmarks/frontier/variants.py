@@ -1,0 +1,148 @@
+"""Two training ideas measured on the validation split without a place in the package (neither
+paid): alternating flips and Muon on the convolution filters. From the repository root:
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
+        python benchmarks/frontier/variants.py OUT.jsonl CANDIDATE VARIANT
+VARIANT, comma-separated:
+- `altflip`: airbench's derandomized mirroring; each image mirrored on every other epoch,
+  the first epoch's choice random (seeded), in place of `flip`'s coin per image and epoch.
+- `muon=S`: the convolution filters (reshaped to output channels x the rest) step by Muon
+  (Nesterov momentum `mom`, 0.95 unless given, orthogonalised by five Newton-Schulz steps in
+  fp32 with torch.optim.Muon's coefficients) at S times the learning rate with its
+  `match_rms_adamw` scaling, so the recipe's rate and schedule apply unchanged; every other
+  parameter stays with AdamW. PyTorch's own Muon takes only 2-D parameters and orthogonalises
+  in bfloat16, which a CPU without native bf16 emulates (it halved images/s here).
+- `residual`: quick_w at depth 2 with each stage's second convolution (conv, BatchNorm,
+  GELU) added to its input, x + f(x), as ResNet-9's blocks in the DAWNBench CIFAR-10 runs.
+Records as explore.py's, with the variant added to the name and as `variant`.
+"""
+
+import dataclasses
+import math
+import sys
+
+import explore  # this folder
+import torch
+
+from fmnist.training import train as training
+
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch.optim.Muon's defaults
+
+
+def orthogonalise(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """Muon's quintic Newton-Schulz iteration toward the nearest semi-orthogonal matrix."""
+    a, b, c = NS_COEFFICIENTS
+    tall = g.size(0) > g.size(1)
+    x = g.T if tall else g
+    x = x / x.norm().clamp(min=1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
+class ConvMuon(torch.optim.Optimizer):
+    """Muon on the 4-D (convolution) parameters, AdamW on the rest; one learning rate, so a
+    scheduler drives both."""
+
+    def __init__(self, model, cfg, scale: float, momentum: float):
+        trained = [p for p in model.parameters() if p.requires_grad]
+        conv = [p for p in trained if p.ndim == 4]
+        rest = [p for p in trained if p.ndim != 4]
+        groups = [dict(params=conv, muon=True), dict(params=rest, muon=False)]
+        super().__init__(groups, dict(lr=cfg.lr, weight_decay=cfg.weight_decay))
+        self.adam = torch.optim.AdamW(
+            rest, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=True
+        )
+        self.scale, self.momentum = scale, momentum
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        filters, rest = self.param_groups
+        self.adam.param_groups[0]["lr"] = rest["lr"]
+        self.adam.step()
+        lr, decay, mom = filters["lr"], filters["weight_decay"], self.momentum
+        for p in filters["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if "momentum" not in state:
+                state["momentum"] = torch.zeros_like(p.grad)
+            buf = state["momentum"]
+            buf.lerp_(p.grad, 1 - mom)
+            update = p.grad.lerp(buf, mom).reshape(len(p), -1)
+            rows, cols = update.shape
+            p.mul_(1 - lr * decay)
+            step = lr * self.scale * 0.2 * math.sqrt(max(rows, cols))
+            p.add_(orthogonalise(update.float()).view_as(p).to(p.dtype), alpha=-step)
+
+
+class Residual(torch.nn.Sequential):
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def with_residuals(model):
+    """quick_w at depth 2 with every conv, BatchNorm, GELU run after a GELU made residual."""
+    layers, out = list(model.features), []
+    while layers:
+        m = layers.pop(0)
+        out.append(m)
+        if isinstance(m, torch.nn.GELU) and len(layers) >= 3:
+            conv, bn, act = layers[:3]
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                if isinstance(act, torch.nn.GELU) and conv.in_channels == conv.out_channels:
+                    out.append(Residual(*layers[:3]))
+                    del layers[:3]
+    model.features = torch.nn.Sequential(*out)
+    return model
+
+
+def install(variant: dict) -> None:
+    """Route the package's training loop through the variant."""
+    build, epoch_fn = training.build_optimizer, training.train_epoch
+    create = training.create_model
+
+    def create_model(name):
+        model = create(name)
+        return with_residuals(model) if variant.get("residual") else model
+
+    training.create_model = create_model
+
+    def build_optimizer(model, cfg):
+        if "muon" in variant:
+            return ConvMuon(model, cfg, variant["muon"], variant.get("mom", 0.95))
+        return build(model, cfg)
+
+    state = {"epoch": 0, "first": None}
+
+    def train_epoch(model, optimizer, images, labels, cfg, *args, **kwargs):
+        if variant.get("altflip"):
+            if state["first"] is None or len(state["first"]) != len(images):
+                seeded = torch.Generator().manual_seed(cfg.seed + 7)
+                state["first"], state["epoch"] = torch.rand(len(images), generator=seeded) < 0.5, 0
+            flip = state["first"] ^ bool(state["epoch"] % 2)
+            state["epoch"] += 1
+            images = torch.where(flip.view(-1, 1, 1), images.flip(-1), images)
+            cfg = dataclasses.replace(cfg, augment="none")
+        return epoch_fn(model, optimizer, images, labels, cfg, *args, **kwargs)
+
+    training.build_optimizer, training.train_epoch = build_optimizer, train_epoch
+
+
+def main(out: str, name: str, tag: str) -> None:
+    variant = {}
+    for item in tag.split(","):
+        key, _, value = item.partition("=")
+        variant[key] = float(value) if value else True
+    install(variant)
+    append = explore.append_record
+
+    def append_variant(path, row):
+        append(path, {**row, "name": f"{row['name']}+{tag}", "variant": variant})
+
+    explore.append_record = append_variant
+    explore.main(out, [name])
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
