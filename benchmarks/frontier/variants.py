@@ -13,6 +13,9 @@ VARIANT, comma-separated:
   in bfloat16, which a CPU without native bf16 emulates (it halved images/s here).
 - `residual`: quick_w at depth 2 with each stage's second convolution (conv, BatchNorm,
   GELU) added to its input, x + f(x), as ResNet-9's blocks in the DAWNBench CIFAR-10 runs.
+- `small=S`: progressive image size; the first half of the epochs on the images resized
+  to S x S pixels (antialiased bilinear, as uint8), the rest at 28 (quick_w takes 24: its
+  three poolings still end at 3 x 3).
 Records as explore.py's, with the variant added to the name and as `variant`.
 """
 
@@ -22,6 +25,7 @@ import sys
 
 import explore  # this folder
 import torch
+import torch.nn.functional as F
 
 from fmnist.training import train as training
 
@@ -97,6 +101,12 @@ def with_residuals(model):
     return model
 
 
+def resized(images: torch.Tensor, size: int) -> torch.Tensor:
+    x = images.unsqueeze(1).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).squeeze(1)
+
+
 def install(variant: dict) -> None:
     """Route the package's training loop through the variant."""
     build, epoch_fn = training.build_optimizer, training.train_epoch
@@ -124,6 +134,10 @@ def install(variant: dict) -> None:
             state["epoch"] += 1
             images = torch.where(flip.view(-1, 1, 1), images.flip(-1), images)
             cfg = dataclasses.replace(cfg, augment="none")
+        if variant.get("small"):
+            state["small"] = state.get("small", 0) + 1
+            if state["small"] <= cfg.epochs // 2:
+                images = resized(images, int(variant["small"]))
         return epoch_fn(model, optimizer, images, labels, cfg, *args, **kwargs)
 
     training.build_optimizer, training.train_epoch = build_optimizer, train_epoch
