@@ -4,8 +4,9 @@ fp32 on the CPU. From the repository root:
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
         python benchmarks/frontier/step.py OUT.json [--model quick_wd64] [--batch 256]
 Median of --repeats timings of --steps steps each, after warm-up steps (torch.compile's
-compilation is reported apart, as `first_step_s`). Random uint8 images are not Fashion-MNIST
-(fewer images/s than real epochs); only the ratios between layouts are meant to be read.
+compilation is reported apart, as `first_step_s`). The images are random and stay in place
+(no batch indexing, augmentation or conversion), and the layouts run one after another, so
+only the ratios between layouts are meant to be read.
 """
 
 import argparse

@@ -1,5 +1,6 @@
-"""Two training ideas measured on the validation split without a place in the package (neither
-paid): alternating flips and Muon on the convolution filters. From the repository root:
+"""Four training ideas measured on the validation split without a place in the package (none
+paid): alternating flips, Muon on the convolution filters, residual second convolutions and
+progressive image size. From the repository root:
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
         python benchmarks/frontier/variants.py OUT.jsonl CANDIDATE VARIANT
 VARIANT, comma-separated:
@@ -8,15 +9,18 @@ VARIANT, comma-separated:
 - `muon=S`: the convolution filters (reshaped to output channels x the rest) step by Muon
   (Nesterov momentum `mom`, 0.95 unless given, orthogonalised by five Newton-Schulz steps in
   fp32 with torch.optim.Muon's coefficients) at S times the learning rate with its
-  `match_rms_adamw` scaling, so the recipe's rate and schedule apply unchanged; every other
-  parameter stays with AdamW. PyTorch's own Muon takes only 2-D parameters and orthogonalises
-  in bfloat16, which a CPU without native bf16 emulates (it halved images/s here).
+  `match_rms_adamw` scaling (0.2 x the square root of the larger side), so the recipe's
+  rate and schedule apply unchanged; decoupled weight decay at the recipe's rate, not S
+  times it. Every other parameter stays with AdamW. PyTorch's own Muon takes only 2-D
+  parameters and orthogonalises in bfloat16, which a CPU without native bf16 emulates (it
+  halved images/s here).
 - `residual`: quick_w at depth 2 with each stage's second convolution (conv, BatchNorm,
-  GELU) added to its input, x + f(x), as ResNet-9's blocks in the DAWNBench CIFAR-10 runs.
+  GELU) added to its input, x + f(x): a residual branch of one convolution.
 - `small=S`: progressive image size; the first half of the epochs on the images resized
   to S x S pixels (antialiased bilinear, as uint8), the rest at 28 (quick_w takes 24: its
   three poolings still end at 3 x 3).
-Records as explore.py's, with the variant added to the name and as `variant`.
+Records as explore.py's, with the variant added to the name and as `variant`, and each
+epoch's seconds and images/s (`epochs`).
 """
 
 import dataclasses
@@ -149,12 +153,20 @@ def main(out: str, name: str, tag: str) -> None:
         key, _, value = item.partition("=")
         variant[key] = float(value) if value else True
     install(variant)
-    append = explore.append_record
+    append, run = explore.append_record, explore.train
+    runs = []
+
+    def train(*args, **kwargs):
+        runs.append(run(*args, **kwargs))
+        return runs[-1]
 
     def append_variant(path, row):
-        append(path, {**row, "name": f"{row['name']}+{tag}", "variant": variant})
+        # each epoch's seconds and images/s as well: a variant may change the cost of some
+        epochs = [{k: r[k] for k in ("epoch", "epoch_s", "images_per_s")} for r in runs[-1].history]
+        append(path, {**row, "name": f"{row['name']}+{tag}", "variant": variant,
+                      "epochs": epochs})  # fmt: skip
 
-    explore.append_record = append_variant
+    explore.train, explore.append_record = train, append_variant
     explore.main(out, [name])
 
 

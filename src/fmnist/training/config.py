@@ -153,7 +153,7 @@ RECIPES.update(
         # decay gave 94.07% in 10 epochs and 94.10% in 12 (0.2: 94.06%, 1.0: 93.75%; lr
         # 1.2e-2: 93.83%). The `best` schedule cut to 20 epochs gave 93.83% in 5x the time;
         # two or three quick_wd40 in 6 epochs, their outputs averaged, 93.73% and 93.78%.
-        # In 12 epochs or less nothing cleared 94.3: width 48 (93.81%), batch 128, label
+        # In fewer than 16 epochs nothing cleared 94.3: width 48 (93.81%), batch 128, label
         # smoothing 0.2, a weight average (94.13%), test-time one-pixel moves (+0.04 on
         # average over 8 runs, from -0.14 to +0.18), alternating flips (94.03%), Muon on the
         # filters (94.18%), residual second convolutions (93.83%) or 14 epochs (94.12%);
