@@ -323,3 +323,52 @@ def test_image_files(cli, tmp_path_factory, kind, size, colour, raw, cut):
     result = run_in_empty_folder(cli, ["predict", "--model", "default", str(path)])
     if kind in ("png_one_colour", "empty"):
         assert result.rc == 2
+
+
+def ladder_record(seed: int) -> dict:
+    """A one-seed record of `fmnist bench --ladder` as it writes them."""
+    return {
+        "date": "2026-11-26T12:00:00+00:00",
+        "device": "cpu",
+        "machine": {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "native_bf16": False,
+                    "torch_threads": 2, "torch": "2.13.0+cpu", "isa_pins": {}},
+        "data_load_s": 1.5,
+        "settings": {},
+        "rungs": [{
+            "rung": "90%", "recipe": "rung90", "recipe_settings": {"epochs": 1},
+            "model": "quick_w2", "parameters": 26610, "mflop_per_image": 2.77, "epochs": 1,
+            "batch_size": 128, "precision": "fp32", "tta": False, "seeds": 1,
+            "seed_values": [seed],
+            "test_accuracy": {"mean": 0.9, "std": 0.0, "min": 0.9, "values": [0.9]},
+            "reached": 1, "rung_met": True,
+            "train_s": {"median": 8.0, "min": 8.0, "max": 8.0, "values": [8.0]},
+            "images_per_s": 7000.0, "images_per_s_values": [7000.0],
+        }],
+        "compare": [{"recipe": "fast", "epochs_run": 1, "epochs": 1, "finished": True,
+                     "budget_s": 60.0, "curve": [[5.0, 0.88]],
+                     "first_reach_s": {"90%": None}}],
+    }  # fmt: skip
+
+
+LADDER_PLACES = ["", "machine", "rungs.0", "rungs.0.test_accuracy", "rungs.0.train_s",
+                 "compare.0", "compare.0.first_reach_s"]  # fmt: skip
+
+
+@FUZZ
+@given(place=st.sampled_from(LADDER_PLACES), data=st.data(), value=json_values,
+       delete=st.booleans())  # fmt: skip
+def test_ladder_records_to_merge(cli, tmp_path_factory, place, data, value, delete):
+    d = tmp_path_factory.mktemp("ladder")
+    record = ladder_record(1)
+    target = record
+    for step in filter(None, place.split(".")):
+        target = target[int(step)] if step.isdigit() else target[step]
+    key = data.draw(st.sampled_from([*sorted(target), "junk"]))  # a field of that place
+    if delete:
+        target.pop(key, None)
+    else:
+        target[key] = value
+    (d / "a.json").write_text(json.dumps(ladder_record(0)))
+    (d / "b.json").write_text(json.dumps(record))
+    argv = ["bench", "--merge", str(d / "a.json"), str(d / "b.json"), "--json", "merged.json"]
+    run_in_empty_folder(cli, argv)

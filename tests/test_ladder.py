@@ -94,3 +94,123 @@ def test_bad_ladder_flags_are_refused_before_any_work(flags, message, tmp_path, 
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def seeds_apart(dataset):
+    """Seeds 0 and 1 of the 90% rung in one run, and each in a run of its own."""
+    ds = small(dataset)
+
+    def ladder_run(seeds, first_seed):
+        return ladder.run(
+            ds, ["90%"], seeds=seeds, device_name="cpu", compare=(), log=lambda *a: None,
+            first_seed=first_seed, train_limit=1500,
+        )  # fmt: skip
+
+    return ladder_run(2, 0), ladder_run(1, 0), ladder_run(1, 1)
+
+
+def test_seeds_run_apart_merge_into_what_one_run_gives(seeds_apart, tmp_path, capsys):
+    both, first, second = seeds_apart
+    assert second["rungs"][0]["seed_values"] == [1]
+    paths = []
+    for name, record in (("s1", second), ("s0", first)):  # in any order
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(record))
+    out = tmp_path / "merged.json"
+    assert cli.main(["bench", "--merge", *map(str, paths), "--json", str(out)]) == 0
+    assert "Merged from" in capsys.readouterr().out
+    (merged,) = json.loads(out.read_text())["rungs"]
+    (direct,) = both["rungs"]
+    # the same seeds on the same CPU give the same accuracy, so the figures agree
+    assert merged["seed_values"] == direct["seed_values"] == [0, 1]
+    assert merged["test_accuracy"]["values"] == direct["test_accuracy"]["values"]
+    for key in ("mean", "std", "min"):
+        assert merged["test_accuracy"][key] == pytest.approx(direct["test_accuracy"][key])
+    assert merged["reached"] == direct["reached"] and merged["seeds"] == 2
+    times = [first["rungs"][0]["train_s"]["values"][0], second["rungs"][0]["train_s"]["values"][0]]
+    assert merged["train_s"]["values"] == times
+    assert merged["train_s"]["median"] == pytest.approx(statistics.median(times))
+    rates = first["rungs"][0]["images_per_s_values"] + second["rungs"][0]["images_per_s_values"]
+    assert merged["images_per_s"] == pytest.approx(statistics.median(rates), abs=0.1)
+    for key in ladder.SAME_RUNG:
+        assert merged[key] == direct[key]
+
+
+def _other_machine(r):
+    mine = r["machine"]["cpu_capability"]
+    r["machine"]["cpu_capability"] = "AVX2" if mine == "AVX512" else "AVX512"
+
+
+def _other_recipe(r):
+    r["rungs"][0]["epochs"] += 1
+
+
+def _old_record(r):
+    del r["rungs"][0]["images_per_s_values"]
+
+
+def _bad_seed(r):
+    r["rungs"][0]["seed_values"] = ["one"]
+
+
+def _bad_rung(r):
+    r["rungs"][0]["rung"] = "ninety"
+
+
+def _bad_compare(r):
+    r["compare"] = [{"recipe": "fast", "epochs_run": 1, "finished": True, "curve": [["a", 1]],
+                     "first_reach_s": {}}]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, changed, message",
+    [
+        (_other_machine, "second", "measured on another machine (cpu_capability"),
+        (_other_recipe, "second", "epochs differs from"),
+        (_old_record, "second", "field 'images_per_s_values' is missing"),
+        (_bad_seed, "second", "seeds must be whole numbers"),
+        (_bad_rung, "second", "unknown rung"),
+        (_bad_compare, "first", "curve and first_reach_s must hold numbers"),
+        (None, "first twice", "seed 0 appears more than once"),
+    ],
+)
+def test_merge_refuses_records_that_do_not_combine(
+    seeds_apart, tmp_path, capsys, change, changed, message
+):
+    _, first, second = json.loads(json.dumps(seeds_apart))
+    if changed == "first twice":
+        second = first
+    elif changed == "first":  # today's recipes beside the rungs come from the first record
+        change(first)
+    else:
+        change(second)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(first))
+    b.write_text(json.dumps(second))
+    out = tmp_path / "merged.json"
+    assert cli.main(["bench", "--merge", str(a), str(b), "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--merge", "A"], "--merge needs --json"),
+        (["--ladder", "--merge", "A", "A", "--json", "M"], "leave out --ladder"),
+        (["--merge", "A", "--json", "M"], "--merge needs two or more ladder records"),
+        (["--merge", "A", "NOPE", "--json", "M"], "NOPE"),
+        (["--merge", "A", "TEXT", "--json", "M"], "not a readable ladder record"),
+        (["--ladder", "--first-seed", "-1", "--json", "M"], "--first-seed must be 0 or more"),
+    ],
+)
+def test_bad_merge_and_seed_flags_are_refused(seeds_apart, tmp_path, capsys, argv, message):
+    (tmp_path / "A").write_text(json.dumps(seeds_apart[1]))
+    (tmp_path / "TEXT").write_text("{not json")
+    argv = [str(tmp_path / a) if a in ("A", "NOPE", "TEXT", "M") else a for a in argv]
+    assert cli.main(["bench", *argv, "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "M").exists()

@@ -12,6 +12,7 @@ seed is chosen on it. Times are training seconds from the first step to the fina
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -60,13 +61,22 @@ def rung_recipes(device_type: str, override: dict[str, str] | None = None) -> di
 
 
 def run_rung(
-    ds, rung: str, seeds: int, device, out_dir: Path, log=print, recipe=None, **settings
+    ds,
+    rung: str,
+    seeds: int,
+    device,
+    out_dir: Path,
+    log=print,
+    recipe=None,
+    first_seed=0,
+    **settings,
 ) -> dict:
+    """`rung`'s recipe for seeds `first_seed` ... `first_seed + seeds - 1`."""
     recipe = recipe or RUNGS[rung]
     name, preset = load_recipe(recipe)
     values, times, rates = [], [], []
     cfg = None
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         cfg = make_config(recipe, seed=seed, device=device.type, all_data=True, **settings)
         result = train(cfg, out=out_dir / f"{name}-s{seed}", dataset=ds, log=lambda *a: None)
         m = result.metrics
@@ -76,7 +86,6 @@ def run_rung(
         record = json.loads((result.run_dir / "config.json").read_text())
         rates.append(record["data"]["n_train"] * m["epochs"] / m["train_s"])
         log(f"  {rung} {name} seed {seed}: {acc:.2%} in {m['train_s']:.1f} s")
-    mean = statistics.mean(values)
     return {
         "rung": rung,
         "recipe": name,
@@ -88,7 +97,16 @@ def run_rung(
         "batch_size": cfg.batch_size,
         "precision": record["used"]["precision"],  # what the runs used, as they recorded it
         "tta": cfg.tta,
-        "seeds": seeds,
+        **summary(rung, list(range(first_seed, first_seed + seeds)), values, times, rates),
+    }
+
+
+def summary(rung: str, seeds: list[int], values, times, rates) -> dict:
+    """A rung's figures over its seeds: accuracy, how many reached the rung, time, images/s."""
+    mean = statistics.mean(values)
+    return {
+        "seeds": len(seeds),
+        "seed_values": seeds,
         "test_accuracy": {
             "mean": mean,
             "std": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -104,6 +122,7 @@ def run_rung(
             "values": [round(t, 2) for t in times],
         },
         "images_per_s": round(statistics.median(rates), 1),
+        "images_per_s_values": [round(r, 1) for r in rates],
     }
 
 
@@ -146,15 +165,19 @@ def run(
     load_s: float | None = None,
     log=print,
     recipes: dict[str, str] | None = None,
+    first_seed: int = 0,
     **settings,
 ) -> dict:
     """The ladder's record. `recipes` (rung -> recipe name or file) replaces rungs' recipes;
+    seeds are numbered from `first_seed` (a rung's seeds run apart, then `merge`d);
     `settings` override every run's (smoke runs: train_limit, epochs)."""
     unknown = [r for r in rungs if r not in RUNGS]
     if unknown:
         raise FmnistError(f"unknown rung(s) {', '.join(unknown)}; rungs: {', '.join(RUNGS)}")
     if seeds is not None and seeds < 1:
         raise FmnistError(f"--seeds must be at least 1, got {seeds}")
+    if first_seed < 0:
+        raise FmnistError(f"--first-seed must be 0 or more, got {first_seed}")
     device = resolve_device(device_name)
     chosen = rung_recipes(device.type, recipes)
     env = environment()
@@ -174,7 +197,7 @@ def run(
             log(f"rung {rung}: {chosen[rung]}, {n} seeds ...")
             t0 = time.perf_counter()
             record["rungs"].append(
-                run_rung(ds, rung, n, device, tmp, log, recipe=chosen[rung], **settings)
+                run_rung(ds, rung, n, device, tmp, log, chosen[rung], first_seed, **settings)
             )
             log(f"  ({time.perf_counter() - t0:.0f} s)")
         for recipe in compare:
@@ -183,6 +206,113 @@ def run(
                 first_reach(ds, recipe, device, tmp, compare_budget_s, **settings)
             )
     return record
+
+
+# what must be equal for two records' seeds to be counted together
+SAME_MACHINE = ("cpu", "cpu_capability", "native_bf16", "torch_threads", "torch", "isa_pins")
+SAME_RUNG = ("recipe", "recipe_settings", "model", "epochs", "batch_size", "precision", "tta")
+_RECORD = {"date": str, "device": str, "machine": dict, "settings": dict, "rungs": list,
+           "compare?": list}  # fmt: skip
+_MACHINE = {"cpu": str, "cpu_capability": str, "native_bf16": bool, "torch_threads": int,
+            "torch": str, "isa_pins?": dict}  # fmt: skip
+_RUNG = {"rung": str, "recipe": str, "model": str, "parameters": int, "epochs": int,
+         "precision": str, "tta": bool, "seed_values": list, "test_accuracy": dict,
+         "train_s": dict, "images_per_s_values": list}  # fmt: skip
+_COMPARE = {"recipe": str, "epochs_run": int, "finished": bool, "curve": list,
+            "first_reach_s": dict}  # fmt: skip
+
+
+class MergeError(FmnistError):
+    pass
+
+
+def merge(records: list[tuple[str, dict]]) -> dict:
+    """One ladder record from several `(name, record)` of the same machine, device, settings
+    and recipes whose seeds differ (a long rung's seeds run on different days): each rung's
+    figures over all its seeds; today's recipes beside them as the first record has them."""
+    from fmnist.files import NUMBER, check_fields
+
+    if len(records) < 2:
+        raise MergeError("--merge needs two or more ladder records")
+    first_name, first = records[0]
+    rungs: dict[str, dict] = {}
+    for name, record in records:
+        check_fields(record, _RECORD, name, MergeError)
+        check_fields(record["machine"], _MACHINE, f"{name}, machine", MergeError)
+        for key in ("device", "settings"):
+            if record[key] != first[key]:
+                raise MergeError(
+                    f"{name}: {key} {record[key]!r} differs from {first_name}'s {first[key]!r}"
+                )
+        for key in SAME_MACHINE:
+            mine, theirs = record["machine"].get(key), first["machine"].get(key)
+            if mine != theirs:
+                raise MergeError(
+                    f"{name}: measured on another machine ({key} {mine!r}, {first_name}: "
+                    f"{theirs!r}); timings of different machines do not combine"
+                )
+        for rung in record["rungs"]:
+            where = f"{name}, rung {rung.get('rung')}" if isinstance(rung, dict) else name
+            check_fields(rung, _RUNG, where, MergeError)
+            check_fields(rung, {"mflop_per_image": NUMBER}, where, MergeError)
+            if rung["rung"] not in RUNGS:
+                raise MergeError(f"{where}: unknown rung; rungs: {', '.join(RUNGS)}")
+            seen = rungs.setdefault(rung["rung"], {"rung": rung, "runs": [], "from": name})
+            for key in SAME_RUNG:
+                if rung.get(key) != seen["rung"].get(key):
+                    raise MergeError(
+                        f"{where}: {key} differs from {seen['from']}'s; only runs of one "
+                        "recipe combine"
+                    )
+            values = (
+                rung["seed_values"], rung["test_accuracy"].get("values"),
+                rung["train_s"].get("values"), rung["images_per_s_values"],
+            )  # fmt: skip
+            if any(not isinstance(v, list) or len(v) != len(values[0]) for v in values):
+                raise MergeError(f"{where}: the per-seed lists differ in length")
+            if not values[0]:
+                raise MergeError(f"{where}: no seeds")
+            numbers = [x for v in values[1:] for x in v]
+            if not all(type(x) is int and x >= 0 for x in values[0]) or not all(
+                _number(x) for x in numbers
+            ):
+                raise MergeError(f"{where}: seeds must be whole numbers and figures finite")
+            seen["runs"].extend(zip(*values, strict=True))
+    for i, c in enumerate(first.get("compare", [])):
+        where = f"{first_name}, compare {i}"
+        check_fields(c, _COMPARE, where, MergeError)
+        points = c["first_reach_s"].values()
+        if not all(
+            isinstance(p, list) and len(p) == 2 and all(_number(x) for x in p) for p in c["curve"]
+        ) or not all(p is None or _number(p) for p in points):
+            raise MergeError(f"{where}: curve and first_reach_s must hold numbers")
+    merged = []
+    for rung, seen in rungs.items():
+        runs = sorted(seen["runs"])
+        seeds = [r[0] for r in runs]
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise MergeError(f"rung {rung}: seed {twice[0]} appears more than once")
+        fields = {k: v for k, v in seen["rung"].items() if k not in _SUMMARY_FIELDS}
+        figures = [list(column) for column in zip(*runs, strict=True)]
+        merged.append({**fields, **summary(rung, *figures)})
+    return {
+        "date": max(r["date"] for _, r in records),
+        "device": first["device"],
+        "machine": first["machine"],
+        "data_load_s": None,
+        "settings": first["settings"],
+        "rungs": sorted(merged, key=lambda r: rung_value(r["rung"])),
+        "compare": first.get("compare", []),
+        "merged_from": [{"record": name, "date": r["date"]} for name, r in records],
+    }
+
+
+def _number(x) -> bool:
+    return type(x) in (int, float) and math.isfinite(x)
+
+
+_SUMMARY_FIELDS = set(summary("90%", [0], [0.9], [1.0], [1.0]))
 
 
 def format_table(record: dict) -> str:
@@ -226,6 +356,9 @@ def format_table(record: dict) -> str:
             else:
                 cells.append(f"not in {c['curve'][-1][0]:.0f} s (stopped)")
         lines.append("| " + " | ".join(cells) + " |")
+    if record.get("merged_from"):
+        parts = [f"{m['record']} ({m['date'][:10]})" for m in record["merged_from"]]
+        lines += ["", "Merged from " + ", ".join(parts) + "."]
     if record.get("data_load_s") is not None:
         lines += [
             "",

@@ -90,6 +90,8 @@ def cmd_bench(args) -> int:
         raise FmnistError(f"--repeats must be at least 1, got {args.repeats}")
     if args.epochs < 1:
         raise FmnistError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.merge:
+        return merge_ladders(args)
     device = resolve_device(args.device)
     if args.ladder:
         return bench_ladder(args, device)
@@ -97,6 +99,22 @@ def cmd_bench(args) -> int:
     ds = data.load(args.data_dir, download=args.download)
     result = bench.run(ds, args.device, repeats=args.repeats, epochs=args.epochs, log=print)
     save_results(out, result, bench.format_table(result))
+    return 0
+
+
+def merge_ladders(args) -> int:
+    from fmnist import read_json
+    from fmnist.analysis import ladder
+
+    if args.ladder:
+        raise ladder.MergeError("--merge combines records and runs nothing: leave out --ladder")
+    if not args.json:
+        raise ladder.MergeError("--merge needs --json, the merged record's file")
+    out = results_file(args.json, args.json)
+    records = [(path, read_json(path, "ladder record", error=ladder.MergeError))
+               for path in args.merge]  # fmt: skip
+    merged = ladder.merge(records)
+    save_results(out, merged, ladder.format_table(merged))
     return 0
 
 
@@ -120,6 +138,8 @@ def bench_ladder(args, device) -> int:
         )
     if args.seeds is not None and args.seeds < 1:
         raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.first_seed < 0:
+        raise FmnistError(f"--first-seed must be 0 or more, got {args.first_seed}")
     if args.compare_budget <= 0:
         raise FmnistError(f"--compare-budget must be positive, got {args.compare_budget}")
     recipes = {}
@@ -139,7 +159,7 @@ def bench_ladder(args, device) -> int:
     load_s = time.perf_counter() - t0
     record = ladder.run(
         ds, rungs, args.seeds, device.type, compare, args.compare_budget, load_s, log=print,
-        recipes=recipes,
+        recipes=recipes, first_seed=args.first_seed,
     )  # fmt: skip
     save_results(out, record, ladder.format_table(record))
     return 0
@@ -171,6 +191,20 @@ def add_bench(sub) -> None:
     )
     ladder.add_argument(
         "--seeds", type=int, help="seeds per rung (default: 5; 3 for the 95%% rung)"
+    )
+    ladder.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="number the seeds from N (default: 0), to run a rung's seeds apart and --merge",
+    )
+    ladder.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RECORD",
+        help="combine ladder records of one machine and recipe whose seeds differ into the "
+        "--json file (runs nothing)",
     )
     ladder.add_argument(
         "--compare",
