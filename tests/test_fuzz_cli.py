@@ -354,12 +354,19 @@ LADDER_PLACES = ["", "machine", "rungs.0", "rungs.0.test_accuracy", "rungs.0.tra
                  "compare.0", "compare.0.first_reach_s"]  # fmt: skip
 
 
+# beyond a float's range, at its edge, a line break in a name, a long list
+EXTREMES = st.sampled_from([10**400, -(10**30), 1.7e308, -1.7e308, 5e-324, "90%\n2", "9\x85",
+                            list(range(3000))])  # fmt: skip
+
+
 @FUZZ
-@given(place=st.sampled_from(LADDER_PLACES), data=st.data(), value=json_values,
-       delete=st.booleans())  # fmt: skip
-def test_ladder_records_to_merge(cli, tmp_path_factory, place, data, value, delete):
+@given(place=st.sampled_from(LADDER_PLACES), data=st.data(),
+       value=st.one_of(json_values, EXTREMES), delete=st.booleans(),
+       which=st.sampled_from([0, 1]))  # fmt: skip
+def test_ladder_records_to_merge(cli, tmp_path_factory, place, data, value, delete, which):
     d = tmp_path_factory.mktemp("ladder")
-    record = ladder_record(1)
+    records = [ladder_record(0), ladder_record(1)]
+    record = records[which]
     target = record
     for step in filter(None, place.split(".")):
         target = target[int(step)] if step.isdigit() else target[step]
@@ -368,7 +375,8 @@ def test_ladder_records_to_merge(cli, tmp_path_factory, place, data, value, dele
         target.pop(key, None)
     else:
         target[key] = value
-    (d / "a.json").write_text(json.dumps(ladder_record(0)))
-    (d / "b.json").write_text(json.dumps(record))
-    argv = ["bench", "--merge", str(d / "a.json"), str(d / "b.json"), "--json", "merged.json"]
-    run_in_empty_folder(cli, argv)
+    (d / "a.json").write_text(json.dumps(records[0]))
+    (d / "b.json").write_text(json.dumps(records[1]))
+    out = "new/merged.json"  # a refusal must not leave the folder made
+    run_in_empty_folder(cli, ["bench", "--merge", str(d / "a.json"), str(d / "b.json"),
+                              "--json", out])  # fmt: skip

@@ -88,10 +88,10 @@ NUMBER = "number"  # an int or a finite float, never a bool
 
 
 def _fits(value, kind) -> bool:
-    if kind == NUMBER:
-        return (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        )
+    if kind == NUMBER:  # an int beyond 2**53 is no exact float (and 10**400 none at all)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return abs(value) <= 2**53
+        return isinstance(value, float) and math.isfinite(value)
     if isinstance(kind, tuple):
         return any(_fits(value, k) for k in kind)
     if kind is None:

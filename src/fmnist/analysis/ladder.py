@@ -16,6 +16,7 @@ import math
 import statistics
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -115,10 +116,10 @@ def summary(rung: str, seeds: list[int], values, times, rates) -> dict:
         },
         "reached": sum(v >= rung_value(rung) for v in values),
         "rung_met": mean >= rung_value(rung),
-        "train_s": {
-            "median": statistics.median(times),
-            "min": min(times),
-            "max": max(times),
+        "train_s": {  # rounded as recorded, so a merge of records gives the same
+            "median": round(statistics.median(times), 2),
+            "min": round(min(times), 2),
+            "max": round(max(times), 2),
             "values": [round(t, 2) for t in times],
         },
         "images_per_s": round(statistics.median(rates), 1),
@@ -209,7 +210,16 @@ def run(
 
 
 # what must be equal for two records' seeds to be counted together
-SAME_MACHINE = ("cpu", "cpu_capability", "native_bf16", "torch_threads", "torch", "isa_pins")
+SAME_MACHINE = (
+    "cpu",
+    "cpu_count",
+    "cpu_capability",
+    "native_bf16",
+    "torch_threads",
+    "torch",
+    "isa_pins",
+    "cuda",
+)
 SAME_RUNG = ("recipe", "recipe_settings", "model", "epochs", "batch_size", "precision", "tta")
 _RECORD = {"date": str, "device": str, "machine": dict, "settings": dict, "rungs": list,
            "compare?": list}  # fmt: skip
@@ -242,17 +252,18 @@ def merge(records: list[tuple[str, dict]]) -> dict:
         for key in ("device", "settings"):
             if record[key] != first[key]:
                 raise MergeError(
-                    f"{name}: {key} {record[key]!r} differs from {first_name}'s {first[key]!r}"
+                    f"{name}: {key} {record[key]!r:.60} differs from {first_name}'s "
+                    f"{first[key]!r:.60}"
                 )
         for key in SAME_MACHINE:
             mine, theirs = record["machine"].get(key), first["machine"].get(key)
             if mine != theirs:
                 raise MergeError(
-                    f"{name}: measured on another machine ({key} {mine!r}, {first_name}: "
-                    f"{theirs!r}); timings of different machines do not combine"
+                    f"{name}: measured on another machine ({key} {mine!r:.60}, {first_name}: "
+                    f"{theirs!r:.60}); timings of different machines do not combine"
                 )
         for rung in record["rungs"]:
-            where = f"{name}, rung {rung.get('rung')}" if isinstance(rung, dict) else name
+            where = f"{name}, rung {rung.get('rung')!r:.40}" if isinstance(rung, dict) else name
             check_fields(rung, _RUNG, where, MergeError)
             check_fields(rung, {"mflop_per_image": NUMBER}, where, MergeError)
             if rung["rung"] not in RUNGS:
@@ -272,11 +283,13 @@ def merge(records: list[tuple[str, dict]]) -> dict:
                 raise MergeError(f"{where}: the per-seed lists differ in length")
             if not values[0]:
                 raise MergeError(f"{where}: no seeds")
-            numbers = [x for v in values[1:] for x in v]
-            if not all(type(x) is int and x >= 0 for x in values[0]) or not all(
-                _number(x) for x in numbers
-            ):
-                raise MergeError(f"{where}: seeds must be whole numbers and figures finite")
+            seeds, accuracies, times, rates = values
+            if not all(type(x) is int and 0 <= x <= 2**31 for x in seeds):
+                raise MergeError(f"{where}: seeds must be whole numbers from 0 to 2**31")
+            if not all(_number(x) and 0 <= x <= 1 for x in accuracies):
+                raise MergeError(f"{where}: test accuracies must be from 0 to 1")
+            if not all(_number(x) and 0 < x < 1e9 for x in times + rates):
+                raise MergeError(f"{where}: times and images/s must be positive numbers")
             seen["runs"].extend(zip(*values, strict=True))
     for i, c in enumerate(first.get("compare", [])):
         where = f"{first_name}, compare {i}"
@@ -289,10 +302,9 @@ def merge(records: list[tuple[str, dict]]) -> dict:
     merged = []
     for rung, seen in rungs.items():
         runs = sorted(seen["runs"])
-        seeds = [r[0] for r in runs]
-        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        twice = [seed for seed, n in Counter(r[0] for r in runs).items() if n > 1]
         if twice:
-            raise MergeError(f"rung {rung}: seed {twice[0]} appears more than once")
+            raise MergeError(f"rung {rung}: seed {min(twice)} appears more than once")
         fields = {k: v for k, v in seen["rung"].items() if k not in _SUMMARY_FIELDS}
         figures = [list(column) for column in zip(*runs, strict=True)]
         merged.append({**fields, **summary(rung, *figures)})
@@ -309,7 +321,7 @@ def merge(records: list[tuple[str, dict]]) -> dict:
 
 
 def _number(x) -> bool:
-    return type(x) in (int, float) and math.isfinite(x)
+    return type(x) is float and math.isfinite(x) or type(x) is int and abs(x) <= 2**53
 
 
 _SUMMARY_FIELDS = set(summary("90%", [0], [0.9], [1.0], [1.0]))

@@ -106,15 +106,17 @@ def merge_ladders(args) -> int:
     from fmnist import read_json
     from fmnist.analysis import ladder
 
-    if args.ladder:
-        raise ladder.MergeError("--merge combines records and runs nothing: leave out --ladder")
+    runs = [flag for flag, given in (("--ladder", args.ladder), ("--seeds", args.seeds),
+            ("--first-seed", args.first_seed), ("--rungs", args.rungs)) if given]  # fmt: skip
+    if runs:
+        raise ladder.MergeError(f"--merge combines records and runs nothing: leave out {runs[0]}")
     if not args.json:
         raise ladder.MergeError("--merge needs --json, the merged record's file")
-    out = results_file(args.json, args.json)
     records = [(path, read_json(path, "ladder record", error=ladder.MergeError))
                for path in args.merge]  # fmt: skip
     merged = ladder.merge(records)
-    save_results(out, merged, ladder.format_table(merged))
+    table = ladder.format_table(merged)
+    save_results(results_file(args.json, args.json), merged, table)  # nothing made before
     return 0
 
 
