@@ -87,11 +87,17 @@ def _output_dir(path: Path, where: str, error: type) -> Path:
 NUMBER = "number"  # an int or a finite float, never a bool
 
 
+def is_number(value) -> bool:
+    """A NUMBER: an int within 2**53 (beyond it no exact float, and 10**400 none at all) or a
+    finite float, never a bool."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) <= 2**53
+    return isinstance(value, float) and math.isfinite(value)
+
+
 def _fits(value, kind) -> bool:
-    if kind == NUMBER:  # an int beyond 2**53 is no exact float (and 10**400 none at all)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return abs(value) <= 2**53
-        return isinstance(value, float) and math.isfinite(value)
+    if kind == NUMBER:
+        return is_number(value)
     if isinstance(kind, tuple):
         return any(_fits(value, k) for k in kind)
     if kind is None:

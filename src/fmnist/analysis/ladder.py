@@ -12,7 +12,6 @@ seed is chosen on it. Times are training seconds from the first step to the fina
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from fmnist import FmnistError
 from fmnist.evaluate import infer
+from fmnist.files import NUMBER, check_fields, is_number
 from fmnist.models import flops
 from fmnist.training.config import load_recipe
 from fmnist.training.train import environment, make_config, resolve_device, train
@@ -225,9 +225,9 @@ _RECORD = {"date": str, "device": str, "machine": dict, "settings": dict, "rungs
            "compare?": list}  # fmt: skip
 _MACHINE = {"cpu": str, "cpu_capability": str, "native_bf16": bool, "torch_threads": int,
             "torch": str, "isa_pins?": dict}  # fmt: skip
-_RUNG = {"rung": str, "recipe": str, "model": str, "parameters": int, "epochs": int,
-         "precision": str, "tta": bool, "seed_values": list, "test_accuracy": dict,
-         "train_s": dict, "images_per_s_values": list}  # fmt: skip
+_RUNG = {"rung": str, "recipe": str, "model": str, "parameters": int, "mflop_per_image": NUMBER,
+         "epochs": int, "precision": str, "tta": bool, "seed_values": list,
+         "test_accuracy": dict, "train_s": dict, "images_per_s_values": list}  # fmt: skip
 _COMPARE = {"recipe": str, "epochs_run": int, "finished": bool, "curve": list,
             "first_reach_s": dict}  # fmt: skip
 
@@ -240,8 +240,6 @@ def merge(records: list[tuple[str, dict]]) -> dict:
     """One ladder record from several `(name, record)` of the same machine, device, settings
     and recipes whose seeds differ (a long rung's seeds run on different days): each rung's
     figures over all its seeds; today's recipes beside them as the first record has them."""
-    from fmnist.files import NUMBER, check_fields
-
     if len(records) < 2:
         raise MergeError("--merge needs two or more ladder records")
     first_name, first = records[0]
@@ -265,7 +263,6 @@ def merge(records: list[tuple[str, dict]]) -> dict:
         for rung in record["rungs"]:
             where = f"{name}, rung {rung.get('rung')!r:.40}" if isinstance(rung, dict) else name
             check_fields(rung, _RUNG, where, MergeError)
-            check_fields(rung, {"mflop_per_image": NUMBER}, where, MergeError)
             if rung["rung"] not in RUNGS:
                 raise MergeError(f"{where}: unknown rung; rungs: {', '.join(RUNGS)}")
             seen = rungs.setdefault(rung["rung"], {"rung": rung, "runs": [], "from": name})
@@ -286,9 +283,9 @@ def merge(records: list[tuple[str, dict]]) -> dict:
             seeds, accuracies, times, rates = values
             if not all(type(x) is int and 0 <= x <= 2**31 for x in seeds):
                 raise MergeError(f"{where}: seeds must be whole numbers from 0 to 2**31")
-            if not all(_number(x) and 0 <= x <= 1 for x in accuracies):
+            if not all(is_number(x) and 0 <= x <= 1 for x in accuracies):
                 raise MergeError(f"{where}: test accuracies must be from 0 to 1")
-            if not all(_number(x) and 0 < x < 1e9 for x in times + rates):
+            if not all(is_number(x) and 0 < x < 1e9 for x in times + rates):
                 raise MergeError(f"{where}: times and images/s must be positive numbers")
             seen["runs"].extend(zip(*values, strict=True))
     for i, c in enumerate(first.get("compare", [])):
@@ -296,8 +293,8 @@ def merge(records: list[tuple[str, dict]]) -> dict:
         check_fields(c, _COMPARE, where, MergeError)
         points = c["first_reach_s"].values()
         if not all(
-            isinstance(p, list) and len(p) == 2 and all(_number(x) for x in p) for p in c["curve"]
-        ) or not all(p is None or _number(p) for p in points):
+            isinstance(p, list) and len(p) == 2 and all(is_number(x) for x in p) for p in c["curve"]
+        ) or not all(p is None or is_number(p) for p in points):
             raise MergeError(f"{where}: curve and first_reach_s must hold numbers")
     merged = []
     for rung, seen in rungs.items():
@@ -318,10 +315,6 @@ def merge(records: list[tuple[str, dict]]) -> dict:
         "compare": first.get("compare", []),
         "merged_from": [{"record": name, "date": r["date"]} for name, r in records],
     }
-
-
-def _number(x) -> bool:
-    return type(x) is float and math.isfinite(x) or type(x) is int and abs(x) <= 2**53
 
 
 _SUMMARY_FIELDS = set(summary("90%", [0], [0.9], [1.0], [1.0]))
