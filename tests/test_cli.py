@@ -77,6 +77,19 @@ def test_bad_flag(forked):
     assert_user_error(forked("train", "--epochs", "many"), "--epochs", "invalid int")
 
 
+@pytest.mark.parametrize("argv", [["predict", "x.png", "--top-k=--"], ["train", "--epochs=--"]])
+def test_a_flag_given_only_dashes_is_a_missing_value(forked, argv):
+    # argparse alone hands such a flag an empty list, whatever its type
+    assert_user_error(forked(*argv), argv[-1].split("=")[0], "expected one argument")
+
+
+def test_an_error_naming_a_line_break_stays_one_line(forked, tmp_path):
+    assert_user_error(
+        forked("tune", "--storage", "nope://a\nb", "--out", tmp_path / "t", "--no-download"),
+        "nope://a b",
+    )
+
+
 def test_unknown_command():
     assert_user_error(fmnist("fly"), "invalid choice")
 

@@ -25,18 +25,22 @@ def build_parser() -> Parser:
     return p
 
 
+def _fail(command: str, message: str) -> int:
+    # one line whatever the message holds (a line break in a flag's value or a file name)
+    sys.stderr.write(f"fmnist {command}: error: {' '.join(message.split())}\n")
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FmnistError as e:
-        sys.stderr.write(f"fmnist {args.command}: error: {e}\n")
-        return 2
+        return _fail(args.command, str(e))
     except OSError as e:
         # the file system refused something no check foresaw: still one line, status 2
         where = f"{e.filename}: " if e.filename else ""
-        sys.stderr.write(f"fmnist {args.command}: error: {where}{e.strerror or e}\n")
-        return 2
+        return _fail(args.command, f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
         sys.stderr.write(f"fmnist {args.command}: interrupted\n")
         return 130

@@ -16,6 +16,13 @@ class Parser(argparse.ArgumentParser):
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         raise SystemExit(2)
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a value of exactly '--' (--top-k=--) and hands the flag an empty
+        # list, whatever its type: a missing value
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
 
 # what a MODEL argument takes
 MODEL_HELP = (
