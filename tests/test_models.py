@@ -154,3 +154,25 @@ def test_quick_w_whitens_and_keeps_its_first_filters_frozen(dataset):
     loss.backward()
     opt.step()
     assert torch.equal(model.whiten.weight, before) and model.whiten.bias.grad is not None
+
+
+def test_whitening_bias_after_the_pooling_is_the_same_function_off_the_gradient_path():
+    """quick_w adds its whitening bias after the first max-pooling: the same outputs as the
+    bias in the convolution before it (pooling commutes with a constant per channel), and
+    the frozen convolution's output needs no gradient while the bias still gets one."""
+    torch.manual_seed(0)
+    for name in ("quick_w2", "quick_wd64"):
+        model = create_model(name)
+        model.init_from_data(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8))
+        with torch.no_grad():
+            model.whiten.bias.normal_()
+        model.train()
+        x = torch.rand(16, 1, 28, 28)
+        # the reference: the bias inside the convolution, then every layer in order
+        padded, w, b = model.pad(model.normalize(x)), model.whiten.weight, model.whiten.bias
+        ref = model.classifier(model.features(nn.functional.conv2d(padded, w, b)))
+        torch.testing.assert_close(model(x), ref, rtol=1e-5, atol=1e-5)
+        assert not model.whiten(model.pad(model.normalize(x))).requires_grad
+        model.zero_grad()
+        model(x).sum().backward()
+        assert model.whiten.bias.grad.abs().sum() > 0 and model.whiten.weight.grad is None

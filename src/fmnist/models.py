@@ -407,6 +407,15 @@ class QuickCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class Whitening(nn.Conv2d):
+    """quick_w's frozen first convolution. Its bias is not added here but by the model after
+    the max-pooling that follows (the same function: pooling commutes with adding a constant
+    per channel), so neither this convolution nor that pooling is on the gradient's path."""
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight, None)
+
+
 @dataclass(frozen=True)
 class QuickWhitenedArgs:
     num_classes: int = 10  # outputs
@@ -420,8 +429,9 @@ class QuickWhitened(nn.Module):
     """quick_cnn with a first convolution that is not learned: the eigenvectors of the
     training images' patch covariance, each scaled to unit variance, with its negative
     (patch whitening, as airbench does for CIFAR-10), set by `init_from_data` before the
-    first step and then frozen; its bias learns. Then two stages of conv, 2x2 max-pool,
-    BatchNorm without a learned scale and GELU, and one linear layer."""
+    first step and then frozen; its bias learns, added after the first pooling. Then two
+    stages of conv, 2x2 max-pool, BatchNorm without a learned scale and GELU, and one linear
+    layer."""
 
     def __init__(self, args: QuickWhitenedArgs):
         super().__init__()
@@ -437,7 +447,7 @@ class QuickWhitened(nn.Module):
         # the extra row and column go after, as PyTorch places them
         before = (k - 1) // 2
         self.pad = nn.ZeroPad2d((before, k - 1 - before, before, k - 1 - before))
-        self.whiten = nn.Conv2d(1, 2 * k * k, k)
+        self.whiten = Whitening(1, 2 * k * k, k)
         self.whiten.weight.requires_grad_(False)
         layers: list[nn.Module] = [nn.MaxPool2d(2), nn.GELU()]
         cin, cout = 2 * k * k, args.width
@@ -466,7 +476,11 @@ class QuickWhitened(nn.Module):
         self.whiten.bias.zero_()
 
     def forward(self, x):
-        return self.classifier(self.features(self.whiten(self.pad(self.normalize(x)))))
+        pool, *rest = self.features
+        x = pool(self.whiten(self.pad(self.normalize(x)))) + self.whiten.bias.view(1, -1, 1, 1)
+        for layer in rest:
+            x = layer(x)
+        return self.classifier(x)
 
 
 # Sizes of quick_cnn and quick_w for the accuracy/time ladder, by name
