@@ -1,8 +1,9 @@
 """Training images/s of one model's step (forward, backward, fused AdamW) on random images,
 laid out contiguous, channels-last, and channels-last under torch.compile (inductor), in
 fp32 on the CPU; `bias_in_conv` is channels-last with quick_w's whitening bias inside its
-frozen convolution, as it was before the bias moved after the first pooling. From the
-repository root:
+frozen convolution, as it was before the bias moved after the first pooling, and
+`frozen_bias` channels-last with that bias frozen too (as `variants.py freeze=N` runs
+after its first N epochs). From the repository root:
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
         python benchmarks/frontier/step.py OUT.json [--model quick_wd64] [--batch 256] \\
         [--layouts channels_last bias_in_conv]
@@ -48,11 +49,14 @@ def build(model_name, layout, batch, seed=0):
         model.init_from_data(torch.randint(0, 256, (2000, 28, 28), dtype=torch.uint8))
     if layout == "bias_in_conv":
         model = bias_in_conv(model)
+    if layout == "frozen_bias":
+        model.whiten.bias.requires_grad_(False)
     fmt = torch.contiguous_format if layout == "contiguous" else torch.channels_last
     model = model.to(memory_format=fmt).train()
     x = to_input(images).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=1e-3, fused=True)
     net = torch.compile(model) if layout == "compiled" else model
 
     def step():
