@@ -124,7 +124,8 @@ def with_strided_third(model):
     torch.nn.init.kaiming_normal_(new.weight, nonlinearity="relu")
     layers[i : i + 2] = [new]
     model.features = torch.nn.Sequential(*layers)
-    model.classifier = torch.nn.Linear(model.classifier.in_features * 16 // 9, 10)
+    old = model.classifier
+    model.classifier = torch.nn.Linear(old.in_features * 16 // 9, old.out_features)
     return model
 
 
