@@ -97,6 +97,7 @@ def test_resume_restores_every_piece_of_state(few_test_images, tmp_path, one_thr
         val_fraction=0.02,  # 1,200 validation images: quick in bfloat16 where it is emulated
         schedule="cosine", warmup=0.2, weight_decay=0.01, select="val_acc", device="cpu",
         precision="bf16" if "bf16" in layout else "fp32", channels_last="last" in layout,
+        bias_decay="bf16" in layout,  # fp32: two parameter groups, the biases undecayed
     )  # fmt: skip
     whole = train(cfg, out=tmp_path / "whole", dataset=few_test_images, log=quiet)
 

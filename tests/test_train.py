@@ -280,6 +280,35 @@ def test_refused_or_failed_runs_leave_no_folder(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad-data"]
 
 
+@pytest.mark.parametrize("bias_decay", [True, False])
+def test_bias_decay_off_decays_only_the_weights(bias_decay):
+    """With zero gradients AdamW's step is its decay alone: lr x weight_decay of every
+    weight, and of the biases and BatchNorm shifts only when bias_decay is on."""
+    torch.manual_seed(0)
+    model = create_model("quick_wd")
+    cfg = make_config("rung94", lr=0.1, weight_decay=0.5, bias_decay=bias_decay)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 1:
+                p.fill_(1.0)  # biases start at zero, which no decay would move
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = build_optimizer(model, cfg)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p) if p.requires_grad else None
+    optimizer.step()
+    flat, shrunk = 0, 0
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            torch.testing.assert_close(p, before[name], rtol=0, atol=0)  # the frozen whitening
+        elif p.ndim > 1 or bias_decay:
+            torch.testing.assert_close(p, before[name] * (1 - 0.1 * 0.5))
+            shrunk += 1
+        else:
+            torch.testing.assert_close(p, before[name], rtol=0, atol=0)
+            flat += 1
+    assert shrunk > 0 and (flat > 0) != bias_decay
+
+
 def test_whitened_model_learns_and_its_weight_average_keeps_the_whitening(dataset, tmp_path):
     """quick_w's first filters are set from the training images before the first step and
     stay frozen: the trained model's filters (a slow moving average of the weights, which

@@ -13,6 +13,7 @@ The test set plays no part in the choice (its figure is not printed or written h
 import argparse
 import fnmatch
 import json
+import os
 import time
 
 from fmnist import data
@@ -39,6 +40,7 @@ SIZES = {
     "qw40d2": ("quick_w", dict(width=40, depth=2)),
     "qw64d2": ("quick_w", dict(width=64, depth=2)),
     "qw96d2": ("quick_w", dict(width=96, depth=2)),
+    "qw64d2p2": ("quick_w", dict(width=64, depth=2, patch=2)),
 }
 for name, (base, defaults) in SIZES.items():
     register_size(name, base, **defaults)
@@ -127,7 +129,7 @@ for model in ("qw64d2", "qw96d2"):
     CANDIDATES[f"{model}_flip_wd20_e12"] = (
         "tuned", dict(_FLIP, model=model, epochs=12, weight_decay=0.2)
     )  # fmt: skip
-for ep in (10, 11, 12, 14, 16):
+for ep in (8, 9, 10, 11, 12, 14, 16):
     CANDIDATES[f"qw64d2_flip_wd50_e{ep}"] = (
         "tuned", dict(_FLIP, model="qw64d2", epochs=ep, weight_decay=0.5)
     )  # fmt: skip
@@ -151,6 +153,9 @@ CANDIDATES["qw64d2_flip_wd50_ls20_e12"] = (
     "tuned", dict(_WD50, epochs=12, label_smoothing=0.2)
 )  # fmt: skip
 CANDIDATES["qw64d2_flip_wd50_ema_e12"] = ("tuned", dict(_WD50, epochs=12, ema=0.99))
+# quick_wd64 with 2x2 whitened patches (8 in place of 18 channels into its first convolution)
+for ep in (10, 12, 14, 16):
+    CANDIDATES[f"qw64d2p2_flip_wd50_e{ep}"] = ("tuned", dict(_WD50, model="qw64d2p2", epochs=ep))
 
 # 94% on 2 CPU cores with the model of the `best` recipe: its schedule (batch 128, random
 # crops, mirroring and erasing, a weight average), shorter, the last weights, mirror TTA
@@ -217,7 +222,8 @@ def main(out, names, device="cpu", train_limit=0):
             settings = {**settings, "train_limit": train_limit}
         cfg = make_config(recipe, **settings, device=device, patience=0)
         t0 = time.perf_counter()
-        res = train(cfg, out=f"runs/explore/{name}-{int(t0)}", dataset=ds, log=lambda *a: None)
+        out_dir = f"runs/explore/{name}-{int(t0)}-{os.getpid()}"
+        res = train(cfg, out=out_dir, dataset=ds, log=lambda *a: None)
         m = res.metrics
         row = {
             "name": name,

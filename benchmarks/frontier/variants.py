@@ -26,6 +26,15 @@ VARIANT, comma-separated:
 - `stride`: quick_w at depth 2 with the second stage's first convolution at stride 2 (7 to
   4 pixels) in place of the convolution and 2x2 max-pooling (7 to 3 pixels): 15.05 against
   17.83 MFLOP for quick_wd64.
+- `dirac`: every learned convolution with at least as many outputs as inputs starts with
+  its first filters as the identity (dirac), the rest as initialised, as airbench does.
+- `lookahead=K`: AdamW wrapped in lookahead: every K steps the slow weights move halfway
+  (`alpha`, 0.5 unless given) to the fast ones, which then start again from them.
+- `nobiasdecay`: no weight decay on biases and other one-dimensional parameters.
+- `biaslr=S`: the one-dimensional parameters (BatchNorm and whitening biases, the
+  classifier's bias) at S times the learning rate.
+- `sgd=LR`: SGD with Nesterov momentum 0.9 at peak learning rate LR on the recipe's
+  schedule, weight decay `sgdwd` (5e-4 unless given) added to the gradient.
 Records as explore.py's, with the variant added to the name and as `variant`, and each
 epoch's seconds and images/s (`epochs`).
 """
@@ -91,6 +100,48 @@ class ConvMuon(torch.optim.Optimizer):
             p.add_(orthogonalise(update.float()).view_as(p).to(p.dtype), alpha=-step)
 
 
+class Lookahead(torch.optim.AdamW):
+    """AdamW whose weights, every k steps, are pulled back halfway (alpha) from where the
+    fast steps took them toward the slow copy, which then becomes them."""
+
+    def __init__(self, params, k: int, alpha: float, **kwargs):
+        super().__init__(params, **kwargs)
+        self.k, self.alpha, self.count = k, alpha, 0
+        self.slow = [p.detach().clone() for g in self.param_groups for p in g["params"]]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        super().step(closure)
+        self.count += 1
+        if self.count % self.k == 0:
+            fast = [p for g in self.param_groups for p in g["params"]]
+            torch._foreach_lerp_(self.slow, fast, self.alpha)
+            torch._foreach_copy_(fast, self.slow)
+
+
+def groups(model, cfg, variant) -> list[dict]:
+    """Parameter groups: the one-dimensional parameters apart where the variant says so."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    if "nobiasdecay" not in variant and "biaslr" not in variant:
+        return [dict(params=trained)]
+    flat = dict(params=[p for p in trained if p.ndim <= 1])
+    if "nobiasdecay" in variant:
+        flat["weight_decay"] = 0.0
+    if "biaslr" in variant:
+        flat["lr_scale"] = variant["biaslr"]  # applied to the schedule by install()
+    return [dict(params=[p for p in trained if p.ndim > 1]), flat]
+
+
+def with_dirac(model):
+    """Learned convolutions with out >= in channels: the first `in` filters the identity."""
+    for m in model.features.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.out_channels >= m.in_channels:
+            if m.weight.requires_grad:
+                with torch.no_grad():
+                    torch.nn.init.dirac_(m.weight[: m.in_channels])
+    return model
+
+
 class Residual(torch.nn.Sequential):
     def forward(self, x):
         return x + super().forward(x)
@@ -144,6 +195,8 @@ def install(variant: dict) -> None:
         model = create(name)
         if variant.get("stride"):
             model = with_strided_third(model)
+        if variant.get("dirac"):
+            model = with_dirac(model)
         return with_residuals(model) if variant.get("residual") else model
 
     training.create_model = explore.create_model = create_model
@@ -151,8 +204,32 @@ def install(variant: dict) -> None:
     def build_optimizer(model, cfg):
         if "muon" in variant:
             return ConvMuon(model, cfg, variant["muon"], variant.get("mom", 0.95))
+        if "sgd" in variant:
+            trained = [p for p in model.parameters() if p.requires_grad]
+            group = dict(params=trained, lr_scale=variant["sgd"] / cfg.lr)
+            decay = variant.get("sgdwd", 5e-4)
+            return torch.optim.SGD([group], lr=cfg.lr, momentum=0.9, nesterov=True,
+                                   weight_decay=decay)  # fmt: skip
+        kwargs = dict(lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        if "lookahead" in variant:
+            k, alpha = int(variant["lookahead"]), variant.get("alpha", 0.5)
+            return Lookahead(groups(model, cfg, variant), k, alpha, **kwargs, fused=True)
+        if "nobiasdecay" in variant or "biaslr" in variant:
+            return torch.optim.AdamW(groups(model, cfg, variant), **kwargs, fused=True)
         return build(model, cfg)
 
+    schedule = training.build_scheduler
+
+    def build_scheduler(optimizer, cfg, steps_per_epoch):
+        scheduler = schedule(optimizer, cfg, steps_per_epoch)
+        for group in optimizer.param_groups:
+            scale = group.get("lr_scale", 1.0)
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                if key in group:
+                    group[key] *= scale
+        return scheduler
+
+    training.build_scheduler = build_scheduler
     state = {"epoch": 0, "first": None}
 
     def train_epoch(model, optimizer, images, labels, cfg, *args, **kwargs):

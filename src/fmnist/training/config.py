@@ -28,6 +28,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate
     adam_eps: float = 1e-7  # Keras's Adam epsilon (PyTorch's default is 1e-8)
     weight_decay: float = 0.0  # decoupled (AdamW) weight decay
+    bias_decay: bool = True  # the decay on biases and BatchNorm shifts too; False: weights only
     label_smoothing: float = 0.0  # cross-entropy target smoothing
     val_fraction: float = 0.2  # stratified share of the 60,000 training images held out
     all_data: bool = False  # train on all 60,000 for exactly `epochs`; no validation split
