@@ -164,11 +164,16 @@ for ep in (4, 5, 6):
         )
 # cheaper models for 94% with it: quick_wd64 with 2x2 whitened patches (8 in place of 18
 # channels into its first convolution: 15.37 MFLOP), and width 48 (10.91 MFLOP)
-for model, epochs in (("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16))):
+# (qw64d2 itself: rung94, whose choice was variants.py's `nobiasdecay`; here for its
+# validation figure where bf16 is native, under `auto` and in fp32)
+for model, epochs in (("qw64d2", (10,)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16))):
     for ep in epochs:
         CANDIDATES[f"{model}_flip_wd50_nbd_e{ep}"] = (
             "tuned", dict(_WD50, model=model, epochs=ep, bias_decay=False)
         )  # fmt: skip
+CANDIDATES["qw64d2_flip_wd50_nbd_fp32_e10"] = (
+    "tuned", dict(_WD50, model="qw64d2", bias_decay=False, precision="fp32")
+)  # fmt: skip
 for ep in (2, 3):
     for wd in (5, 50):
         CANDIDATES[f"quick_wd_wd{wd:02d}_nbd_e{ep}"] = (
