@@ -174,6 +174,10 @@ for model, epochs in (
         CANDIDATES[f"{model}_flip_wd50_nbd_e{ep}"] = (
             "tuned", dict(_WD50, model=model, epochs=ep, bias_decay=False)
         )  # fmt: skip
+for wd in (70, 100):  # more decay on the weights, now that it spares the biases
+    CANDIDATES[f"qw64d2_flip_wd{wd}_nbd_e9"] = (
+        "tuned", dict(_WD50, model="qw64d2", epochs=9, weight_decay=wd / 100, bias_decay=False)
+    )  # fmt: skip
 CANDIDATES["qw64d2_flip_wd50_nbd_fp32_e10"] = (
     "tuned", dict(_WD50, model="qw64d2", bias_decay=False, precision="fp32")
 )  # fmt: skip
