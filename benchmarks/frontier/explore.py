@@ -162,11 +162,9 @@ for ep in (4, 5, 6):
             "tuned",
             dict(_FLIP, model="quick_wd40", epochs=ep, weight_decay=wd / 100, bias_decay=False),
         )
-# cheaper models for 94% with it: quick_wd64 with 2x2 whitened patches (8 in place of 18
-# channels into its first convolution: 15.37 MFLOP), and width 48 (10.91 MFLOP)
-# (qw64d2 itself: rung94, whose choice was variants.py's `nobiasdecay`; here for its
-# validation figure where bf16 is native, under `auto` and in fp32)
-# and toward 95%, the widest of them for 16 epochs
+# with it: rung94's qw64d2 (chosen by variants.py's `nobiasdecay`; here for its validation
+# figure where bf16 is native, under `auto` and in fp32); cheaper models for 94%, 2x2
+# whitened patches (15.37 MFLOP) and width 48 (10.91 MFLOP); width 96 toward 95%
 for model, epochs in (
     ("qw64d2", (10,)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16)), ("qw96d2", (16,))
 ):  # fmt: skip

@@ -30,9 +30,10 @@ VARIANT, comma-separated:
   its first filters as the identity (dirac), the rest as initialised, as airbench does.
 - `lookahead=K`: AdamW wrapped in lookahead: every K steps the slow weights move halfway
   (`alpha`, 0.5 unless given) to the fast ones, which then start again from them.
-- `nobiasdecay`: no weight decay on biases and other one-dimensional parameters.
-- `biaslr=S`: the one-dimensional parameters (BatchNorm and whitening biases, the
-  classifier's bias) at S times the learning rate.
+- `nobiasdecay`: no weight decay on biases and other one-dimensional parameters (the
+  package's `bias_decay` off).
+- `biaslr=S`, with `nobiasdecay`: the one-dimensional parameters (BatchNorm and whitening
+  biases, the classifier's bias) at S times the learning rate.
 - `sgd=LR`: SGD with Nesterov momentum 0.9 at peak learning rate LR on the recipe's
   schedule, weight decay `sgdwd` (5e-4 unless given) added to the gradient.
 Records as explore.py's, with the variant added to the name and as `variant`, and each
@@ -120,16 +121,16 @@ class Lookahead(torch.optim.AdamW):
 
 
 def groups(model, cfg, variant) -> list[dict]:
-    """Parameter groups: the one-dimensional parameters apart where the variant says so."""
-    trained = [p for p in model.parameters() if p.requires_grad]
-    if "nobiasdecay" not in variant and "biaslr" not in variant:
-        return [dict(params=trained)]
-    flat = dict(params=[p for p in trained if p.ndim <= 1])
+    """The package's parameter groups, with bias_decay off under `nobiasdecay`; `biaslr`
+    (which goes with `nobiasdecay`) marks the one-dimensional group's learning-rate scale."""
     if "nobiasdecay" in variant:
-        flat["weight_decay"] = 0.0
+        cfg = dataclasses.replace(cfg, bias_decay=False)
+    out = training.parameter_groups(model, cfg)
     if "biaslr" in variant:
-        flat["lr_scale"] = variant["biaslr"]  # applied to the schedule by install()
-    return [dict(params=[p for p in trained if p.ndim > 1]), flat]
+        if len(out) != 2:
+            raise SystemExit("biaslr=S goes with nobiasdecay")
+        out[1]["lr_scale"] = variant["biaslr"]  # applied to the schedule by install()
+    return out
 
 
 def with_dirac(model):
@@ -214,8 +215,10 @@ def install(variant: dict) -> None:
         if "lookahead" in variant:
             k, alpha = int(variant["lookahead"]), variant.get("alpha", 0.5)
             return Lookahead(groups(model, cfg, variant), k, alpha, **kwargs, fused=True)
-        if "nobiasdecay" in variant or "biaslr" in variant:
+        if "biaslr" in variant:
             return torch.optim.AdamW(groups(model, cfg, variant), **kwargs, fused=True)
+        if "nobiasdecay" in variant:
+            cfg = dataclasses.replace(cfg, bias_decay=False)
         return build(model, cfg)
 
     schedule = training.build_scheduler
