@@ -41,6 +41,8 @@ SIZES = {
     "qw64d2": ("quick_w", dict(width=64, depth=2)),
     "qw96d2": ("quick_w", dict(width=96, depth=2)),
     "qw64d2p2": ("quick_w", dict(width=64, depth=2, patch=2)),
+    "qwd2": ("quick_w", dict(depth=2, patch=2)),
+    "qw40d2p2": ("quick_w", dict(width=40, depth=2, patch=2)),
 }
 for name, (base, defaults) in SIZES.items():
     register_size(name, base, **defaults)
@@ -186,6 +188,28 @@ for ep in (2, 3):
             dict(_FLIP, model="quick_wd", epochs=ep, lr=1.2e-2, weight_decay=wd / 100,
                  bias_decay=False),
         )  # fmt: skip
+
+# toward 95% in 30 minutes: the 94% rung's settings (weight decay 0.5 on the weights only)
+# over a long schedule with random crops, mirroring and erasing, on widths 64 and 96
+for model, epochs in (("qw64d2", (30, 40, 50)), ("qw96d2", (20, 24, 30))):
+    for aug, tag in (("crop_flip", "cf"), ("crop_flip_erase", "cfe")):
+        for ep in epochs:
+            CANDIDATES[f"{model}_{tag}_wd50_nbd_e{ep}"] = (
+                "tuned", dict(_WD50, model=model, epochs=ep, augment=aug, bias_decay=False)
+            )  # fmt: skip
+
+# 92% in less than rung92's 40 s: 2x2 whitened patches at depth 2 (quick_wd's cheaper
+# first stage), 3 epochs at lr 1.2e-2 as rung92, with and without weight decay 0.5 on the
+# weights only
+for model in ("quick_wd", "qwd2", "qw40d2p2"):
+    for ep in (2, 3):
+        CANDIDATES[f"{model}_lr12_e{ep}"] = (
+            "tuned", dict(_FLIP, model=model, epochs=ep, lr=1.2e-2)
+        )  # fmt: skip
+        CANDIDATES[f"{model}_lr12_wd50_nbd_e{ep}"] = (
+            "tuned",
+            dict(_FLIP, model=model, epochs=ep, lr=1.2e-2, weight_decay=0.5, bias_decay=False),
+        )
 
 # 94% on 2 CPU cores with the model of the `best` recipe: its schedule (batch 128, random
 # crops, mirroring and erasing, a weight average), shorter, the last weights, mirror TTA
