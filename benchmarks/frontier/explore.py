@@ -168,7 +168,7 @@ for ep in (4, 5, 6):
 # figure where bf16 is native, under `auto` and in fp32); cheaper models for 94%, 2x2
 # whitened patches (15.37 MFLOP) and width 48 (10.91 MFLOP); width 96 toward 95%
 for model, epochs in (
-    ("qw64d2", (10,)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16)), ("qw96d2", (16,))
+    ("qw64d2", (10,)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16)), ("qw96d2", (16, 24))
 ):  # fmt: skip
     for ep in epochs:
         CANDIDATES[f"{model}_flip_wd50_nbd_e{ep}"] = (
