@@ -151,7 +151,7 @@ RECIPES.update(
         "rung93": {**_QUICK, "model": "quick_wd40", "epochs": 6},
         # 94%: quick_wd64 (quick_wd at width 64), 10 epochs, weight decay 0.5 on the
         # weights only (bias_decay off): 94.30% with TTA (seed 1: 94.57%; 9 epochs: 94.16%),
-        # at one thread; at two, 94.11% (seeds 1 to 4: 93.84% to 94.03%).
+        # at one thread; at two, 94.11% (seeds 1 to 4 on its split: 93.84% to 94.03%).
         # With the biases and BatchNorm shifts decayed too, 10 epochs gave 94.07% and it
         # took 16 to clear 94.3 (94.38%). Weight decay 0.05 had stopped at 93.98% in 12
         # epochs (16: 93.84%), as width 96 did (94.03%), with 99.8% of the training images
