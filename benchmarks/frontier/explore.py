@@ -190,7 +190,8 @@ for ep in (2, 3):
         )  # fmt: skip
 
 # toward 95% in 30 minutes: the 94% rung's settings (weight decay 0.5 on the weights only)
-# over a long schedule with random crops, mirroring and erasing, on widths 64 and 96
+# over long schedules with random crops and mirroring, and with erasing as well (the `best`
+# augmentation), on widths 64 and 96
 for model, epochs in (("qw64d2", (30, 40, 50)), ("qw96d2", (20, 24, 30))):
     for aug, tag in (("crop_flip", "cf"), ("crop_flip_erase", "cfe")):
         for ep in epochs:
