@@ -49,6 +49,22 @@ def test_augment_is_seeded_and_keeps_dtype():
     assert torch.equal(data.augment(x, "none", gen(5)), x)
 
 
+def test_flip_erase_mirrors_and_erases_without_shifting():
+    """`flip_erase`: `flip`'s mirror (the same draws), then at most one noise rectangle per
+    image on about half of them; every other pixel stays where the mirror put it."""
+    x = torch.randint(1, 256, (400, 28, 28), dtype=torch.uint8, generator=gen(2))
+    mirrored = data.augment(x, "flip", gen(7))
+    out = data.augment(x, "flip_erase", gen(7))
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    changed = out != mirrored
+    hit = changed.flatten(1).any(1)
+    assert 0.4 < hit.float().mean() < 0.6
+    for img in changed[hit]:
+        rows, cols = img.any(1).nonzero(), img.any(0).nonzero()
+        box = img[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.float().mean() > 0.9  # one filled rectangle (noise may equal a pixel)
+
+
 def test_corrupt_changes_about_half_with_the_training_corruptions(dataset):
     """`flip_corrupt`: the mirror, then one of corruptions.TRAINING on about half of the
     images, reproducible from the generator; each changed image is one of those

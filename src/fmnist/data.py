@@ -417,7 +417,8 @@ def random_erase(
 
 
 def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """`none`, `flip`, `crop_flip`, `crop_flip_erase`, `flip_corrupt` or `crop_flip_corrupt`
+    """`none`, `flip`, `flip_erase`, `crop_flip`, `crop_flip_erase`, `flip_corrupt` or
+    `crop_flip_corrupt`
     applied to a uint8 batch; `corrupt` gives half the images one of the corruptions in
     `fmnist.corruptions.TRAINING` at a random severity (kornia, the `explain` extra)."""
     if kind == "none":
@@ -436,7 +437,8 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Ten
 
 
 AUGMENTATIONS = (
-    "none", "flip", "crop_flip", "crop_flip_erase", "flip_corrupt", "crop_flip_corrupt",
+    "none", "flip", "flip_erase", "crop_flip", "crop_flip_erase", "flip_corrupt",
+    "crop_flip_corrupt",
 )  # fmt: skip
 
 

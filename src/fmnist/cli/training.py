@@ -152,8 +152,9 @@ def add_train(sub) -> None:
     sp.add_argument(
         "--augment",
         metavar="KIND",
-        help="batch augmentation: none, flip, crop_flip, crop_flip_erase, or flip_corrupt / "
-        "crop_flip_corrupt (half the images get a random corruption) (default: the recipe's)",
+        help="batch augmentation: none, flip, flip_erase, crop_flip, crop_flip_erase, or "
+        "flip_corrupt / crop_flip_corrupt (half the images get a random corruption) "
+        "(default: the recipe's)",
     )
     sp.add_argument(
         "--exclude",

@@ -34,7 +34,7 @@ class TrainConfig:
     all_data: bool = False  # train on all 60,000 for exactly `epochs`; no validation split
     schedule: str = "constant"  # learning rate per step: constant | onecycle | cosine
     warmup: float = 0.0  # share of all steps spent warming up (onecycle, cosine)
-    augment: str = "none"  # none | flip | crop_flip | crop_flip_erase | [crop_]flip_corrupt
+    augment: str = "none"  # none | flip | [crop_]flip_erase | crop_flip | [crop_]flip_corrupt
     ema: float = 0.0  # decay per step of a moving average of the weights; 0 = off
     bn_momentum: float = 0.0  # BatchNorm running-average update (PyTorch terms); 0 = the model's
     select: str = "val_loss"  # which epoch's weights to keep: val_loss | val_acc | last
