@@ -226,7 +226,7 @@ CANDIDATES["qw64d2p5_flip_wd50_nbd_e10"] = (
 )  # fmt: skip
 # airbench's shape (speed_cnn: a learned convolution at 28x28 pixels before the first
 # pooling) on the 94% rung's settings, at two sizes, and with erasing as well
-for model, epochs in (("sp16x32", (10, 16, 24)), ("speed_cnn", (10, 16))):
+for model, epochs in (("sp16x32", (10, 16, 24, 36)), ("speed_cnn", (10, 16))):
     for ep in epochs:
         for aug, tag in (("flip", "flip"), ("flip_erase", "fe")):
             CANDIDATES[f"{model}_{tag}_wd50_nbd_e{ep}"] = (
