@@ -50,3 +50,33 @@ def test_the_fastest_candidate_clearing_the_rung_by_the_margin(tmp_path):
     cfg = make_config(str(out / "gpu94.json"), all_data=True)
     assert name == "gpu94" and cfg.model == "wide_cnn" and cfg.epochs == 10
     assert cfg.augment == "crop_flip_erase" and "seed" not in settings
+
+
+def test_a_size_of_explore_py_is_written_as_the_package_names_it(tmp_path):
+    """explore.py's own sizes (sp16x32, qw64d2) are registered models under other names
+    (speed_l, quick_wd64); the recipe file names those, so the ladder can run it; a size
+    the package lacks (sp8x16b2: two blocks) keeps its name."""
+    rows = [
+        row("a_e10", 10, 0.9443, 229_000, model="sp16x32", batch=256),
+        row("b_e10", 10, 0.9401, 300_000, model="qw64d2", batch=256),
+        row("c_e10", 10, 0.9601, 100_000, model="sp8x16b2", batch=256),
+    ]
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "chosen"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), str(records), str(out), "--rungs", "93", "94", "95"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    chosen = {r: json.loads((out / f"gpu{r}.json").read_text()) for r in (93, 94, 95)}
+    assert {r: c["chosen_from"]["candidate"] for r, c in chosen.items()} == {
+        93: "b_e10",
+        94: "a_e10",
+        95: "c_e10",
+    }
+    assert {r: c["settings"]["model"] for r, c in chosen.items()} == {
+        93: "quick_wd64",
+        94: "speed_l",
+        95: "sp8x16b2",
+    }
+    assert make_config(str(out / "gpu94.json")).model == "speed_l"

@@ -241,6 +241,7 @@ def test_auto_precision_follows_the_hardware_and_is_recorded(
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     assert record["config"]["precision"] == "auto"  # what was asked
     assert record["used"]["precision"] == used  # what ran
+    assert record["used"]["cuda_graph"] is False  # graphs are for one GPU only
     env = record["environment"]
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert env["torch_threads"] == torch.get_num_threads() and env["torch"] == torch.__version__

@@ -14,6 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
+import explore  # this folder: registers the model sizes its candidates name
+
+from fmnist.models import create_model, list_models, model_args
 from fmnist.training.config import RECIPE_FORMAT, RECIPES, make_config
 
 MARGIN = 0.003
@@ -52,6 +55,22 @@ def choose(rows: list[dict], rung: float) -> dict:
     return {"row": row, "estimated_s": round(est, 1), "cleared": False}
 
 
+def registered(model: str) -> str:
+    """The package's own name for one of explore.py's model sizes (the same model class
+    and arguments), so that the recipe runs without explore.py; else the name unchanged."""
+    if model not in explore.SIZES:
+        return model
+    base = explore.SIZES[model][0]
+    want = create_model(model)
+    for name in list_models():
+        if name in explore.SIZES:
+            continue
+        other = create_model(name)
+        if isinstance(other, type(create_model(base))) and model_args(other) == model_args(want):
+            return name
+    return model
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("records", nargs="+")
@@ -76,6 +95,7 @@ def main() -> None:
         settings.pop("train_limit", None)
         settings.pop("seed", None)
         settings.pop("recipe", None)
+        settings["model"] = registered(settings["model"])
         recipe = {
             "format": RECIPE_FORMAT,
             "settings": settings,

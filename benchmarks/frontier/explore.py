@@ -167,9 +167,10 @@ for ep in (4, 5, 6):
         )
 # with it: rung94's qw64d2 (chosen by variants.py's `nobiasdecay`; here for its validation
 # figure where bf16 is native, under `auto` and in fp32); cheaper models for 94%, 2x2
-# whitened patches (15.37 MFLOP) and width 48 (10.91 MFLOP); width 96 toward 95%
+# whitened patches (15.37 MFLOP) and width 48 (10.91 MFLOP); width 96 toward 95%; rung94's
+# model for 12 epochs as a GPU's candidate (a step there costs little more than its launch)
 for model, epochs in (
-    ("qw64d2", (10,)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16)), ("qw96d2", (16, 24))
+    ("qw64d2", (10, 12)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16)), ("qw96d2", (16, 24))
 ):  # fmt: skip
     for ep in epochs:
         CANDIDATES[f"{model}_flip_wd50_nbd_e{ep}"] = (

@@ -41,9 +41,12 @@ def resolve_precision(asked: str, device: torch.device, mflop: float | None = No
     return asked
 
 
-def autocast(device: torch.device, precision: str = "fp32"):
-    """bfloat16 autocast for precision "bf16" (a no-op context for "fp32")."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+def autocast(device: torch.device, precision: str = "fp32", cache: bool = True):
+    """bfloat16 autocast for precision "bf16" (a no-op context for "fp32"); `cache` keeps
+    each weight's bf16 copy for the context's lifetime (off inside a CUDA graph's capture)."""
+    return torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache
+    )
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:

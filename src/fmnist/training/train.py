@@ -43,6 +43,7 @@ from fmnist.training.config import (  # noqa: F401 (the names other stages impor
     make_config,
     resolve_device,
 )
+from fmnist.training.graphs import GraphedStep
 from fmnist.training.resume import resume_config  # noqa: F401
 from fmnist.training.rundir import (  # noqa: F401
     CHECKPOINT,
@@ -162,18 +163,18 @@ class EMA:
         # a short memory at first, so early weights do not linger (as TensorFlow's EMA does)
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
         torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - decay)
-        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
-            mine.copy_(theirs)
+        torch._foreach_copy_(list(self.model.buffers()), list(model.buffers()))
 
 
 def train_epoch(
     model, optimizer, images, labels, cfg, generator, aug_generator,
-    scheduler=None, ema=None, progress=None, ctx=distributed.SINGLE,
+    scheduler=None, ema=None, progress=None, ctx=distributed.SINGLE, stepper=None,
 ):  # fmt: skip
     """One pass in a seeded random order; returns mean loss and accuracy over the pass.
 
     Under torchrun each step's global batch is shared out (`distributed.shard`); a last
-    batch too small to give every process an image is left out."""
+    batch too small to give every process an image is left out. `stepper(images, labels)`,
+    if given, takes the place of `train_step` (a `GraphedStep` on a GPU)."""
     model.train()
     n = len(images)
     order = torch.randperm(n, generator=generator).to(images.device)
@@ -188,7 +189,10 @@ def train_epoch(
         idx = distributed.shard(batch, ctx)
         x = data.augment(images[idx], cfg.augment, aug_generator)
         y = labels[idx]
-        loss, logits = train_step(model, optimizer, x, y, cfg)
+        if stepper is None:
+            loss, logits = train_step(model, optimizer, x, y, cfg)
+        else:
+            loss, logits = stepper(x, y)
         if scheduler is not None:
             scheduler.step()
         if ema is not None:
@@ -315,7 +319,8 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     # (counting FLOPs is a forward pass in eval mode: no random state or statistics change)
     precision = resolve_precision(cfg.precision, device, flops(model) / 1e6)
     asked, cfg = cfg, dataclasses.replace(cfg, precision=precision)
-    used = {"precision": cfg.precision, "device": str(device)}
+    graphed = cfg.cuda_graph and device.type == "cuda" and not ctx.active
+    used = {"precision": cfg.precision, "device": str(device), "cuda_graph": graphed}
     if excluded:
         used["exclude"] = excluded
     if cfg.bn_momentum:
@@ -348,6 +353,7 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
     steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     ema = EMA(model, cfg.ema) if cfg.ema else None
+    stepper = GraphedStep(model, optimizer, cfg, log=log) if graphed else None
     aug_generator = torch.Generator(device).manual_seed(cfg.seed + 1 + 1000 * ctx.rank)
     rank_generators = {"global": torch.default_generator, "augment": aug_generator}
     if device.type == "cuda":
@@ -395,7 +401,7 @@ def _fit(cfg, run_dir, dataset, data_dir, download, log, on_epoch, resume_run, c
         progress = Progress(len(x_train), f"epoch {epoch:>2}/{cfg.epochs}") if lead else None
         train_loss, train_acc = train_epoch(
             net, optimizer, x_train, y_train, cfg, generator, aug_generator,
-            scheduler, ema, progress, ctx,
+            scheduler, ema, progress, ctx, stepper,
         )  # fmt: skip
         if progress is not None:
             progress.close()
