@@ -190,7 +190,7 @@ RECIPES.update(
         # small models pay there too. Chosen on validation on that H100 by
         # benchmarks/frontier/gpu_graph.sh and choose.py (the fastest candidate clearing the
         # rung by 0.3; records: benchmarks/frontier/explore-2026-11-27-gpu.jsonl).
-        # 94%: speed_l on rung94's settings, 10 epochs: 94.43% with TTA (rung94's quick_wd64:
+        # 94%: speed_l on rung94's settings, 10 epochs: 94.42% with TTA (rung94's quick_wd64:
         # 94.22%, in 12 epochs 94.19%; wide_cnn64 in 15 epochs at batch 512 with a weight
         # average, this rung's recipe before the graphed step: 94.37%, at 2.2x the time).
         "gpu94": {
