@@ -1,5 +1,6 @@
-"""The training step as one CUDA graph: forward, loss, backward and the optimizer's update
-captured once and replayed for every full batch.
+"""The training step (`forward_backward_update`: forward, loss, backward and the optimizer's
+update, which every trainer step runs) and that step as one CUDA graph, captured once and
+replayed for every full batch.
 
 On a GPU a small model's step costs the issuing of its few hundred operations from Python,
 not their arithmetic; a replayed graph issues them all at once. Augmentation, the weight
@@ -16,6 +17,17 @@ import torch
 import torch.nn.functional as F
 
 from fmnist.evaluate import autocast, to_input
+
+
+def forward_backward_update(model, optimizer, images, labels, cfg, cache: bool = True):
+    """Loss, gradients (added to any the parameters hold) and the optimizer's update for one
+    uint8 batch; returns the (detached) loss and logits. `cache`: see `autocast`."""
+    with autocast(images.device, cfg.precision, cache=cache):
+        logits = model(to_input(images))
+        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
 
 
 class GraphedStep:
@@ -35,23 +47,15 @@ class GraphedStep:
         self.static_x = self.static_y = self.loss = self.logits = None
         self.lr: list[torch.Tensor] = []
 
-    def _forward_backward_update(self, cache: bool = True):
-        with autocast(self.static_x.device, self.cfg.precision, cache=cache):
-            logits = self.model(to_input(self.static_x))
-            loss = F.cross_entropy(logits, self.static_y, label_smoothing=self.cfg.label_smoothing)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach(), logits.detach()
+    def _on_static(self, cache: bool = True):
+        return forward_backward_update(
+            self.model, self.optimizer, self.static_x, self.static_y, self.cfg, cache=cache
+        )
 
     def _ordinary(self, images, labels):
         # once captured, the gradients live in the graph's memory: zeroed there, not replaced
         self.optimizer.zero_grad(set_to_none=self.graph is None)
-        with autocast(images.device, self.cfg.precision):
-            logits = self.model(to_input(images))
-            loss = F.cross_entropy(logits, labels, label_smoothing=self.cfg.label_smoothing)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach(), logits.detach()
+        return forward_backward_update(self.model, self.optimizer, images, labels, self.cfg)
 
     def _warm(self, images, labels):
         if not self.capture:
@@ -83,7 +87,7 @@ class GraphedStep:
                 g["lr"], g["capturable"] = lr, True
             with torch.cuda.graph(graph):
                 # autocast's cache of bf16 weights would outlive the capture: off here
-                self.loss, self.logits = self._forward_backward_update(cache=False)
+                self.loss, self.logits = self._on_static(cache=False)
             self.graph, self.ready = graph, True
         except Exception as e:  # noqa: BLE001 (any failure: ordinary steps from here on)
             torch.cuda.synchronize()
@@ -118,7 +122,7 @@ class GraphedStep:
         for g, lr in zip(self.optimizer.param_groups, self.lr, strict=True):
             g["lr"] = lr
         try:
-            return self._forward_backward_update()
+            return self._on_static()
         finally:
             for g, lr in zip(self.optimizer.param_groups, kept, strict=True):
                 g["lr"] = lr

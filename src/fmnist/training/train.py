@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fmnist import FmnistError, data
 from fmnist.checkpoint import CheckpointError, save_model, write_json
@@ -31,7 +30,6 @@ from fmnist.evaluate import (
     infer,
     native_bf16,
     resolve_precision,
-    to_input,
 )
 from fmnist.models import count_parameters, create_model, flops, summary
 from fmnist.training import distributed, resume
@@ -43,7 +41,7 @@ from fmnist.training.config import (  # noqa: F401 (the names other stages impor
     make_config,
     resolve_device,
 )
-from fmnist.training.graphs import GraphedStep
+from fmnist.training.graphs import GraphedStep, forward_backward_update
 from fmnist.training.resume import resume_config  # noqa: F401
 from fmnist.training.rundir import (  # noqa: F401
     CHECKPOINT,
@@ -88,13 +86,8 @@ def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def train_step(model, optimizer, images, labels, cfg):
     """One optimizer step on a uint8 batch; returns the (detached) loss and logits."""
-    with autocast(images.device, cfg.precision):
-        logits = model(to_input(images))
-        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach(), logits
+    return forward_backward_update(model, optimizer, images, labels, cfg)
 
 
 def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
