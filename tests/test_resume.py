@@ -93,8 +93,8 @@ def test_resume_restores_every_piece_of_state(few_test_images, tmp_path, one_thr
     """EMA, augmentation, dropout and a cosine schedule with warm-up, stopped after epoch 1;
     also in bfloat16 on NHWC activations, whose optimizer moments must get their layout back."""
     cfg = make_config(
-        "seed", epochs=3, train_limit=800, batch_size=32, ema=0.9, augment="crop_flip_erase",
-        val_fraction=0.02,  # 1,200 validation images: quick in bfloat16 where it is emulated
+        "seed", epochs=3, train_limit=400, batch_size=32, ema=0.9, augment="crop_flip_erase",
+        val_fraction=0.01,  # 600 validation images: quick in bfloat16 where it is emulated
         schedule="cosine", warmup=0.2, weight_decay=0.01, select="val_acc", device="cpu",
         precision="bf16" if "bf16" in layout else "fp32", channels_last="last" in layout,
         bias_decay="bf16" in layout,  # fp32: two parameter groups, the biases undecayed
