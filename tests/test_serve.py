@@ -195,10 +195,10 @@ def test_long_file_names_are_shortened_never_refused(client, sample, predictor, 
 
 def test_shorten_filenames_touches_only_part_headers():
     content = b'filename="' + b"y" * 3000 + b'"'  # inside a file's bytes: kept as sent
-    body = (
-        b'--b\r\nContent-Disposition: form-data; name="file"; filename="' + b"n" * 3000
-        + b'.png"\r\nContent-Type: image/png\r\n\r\n' + content + b"\r\n--b--\r\n"
-    )  # fmt: skip
+    name = b"n" * 3000 + b".png"
+    disposition = b'Content-Disposition: form-data; name="file"; filename="' + name + b'"'
+    part_head = b"--b\r\n" + disposition + b"\r\nContent-Type: image/png\r\n\r\n"
+    body = part_head + content + b"\r\n--b--\r\n"
     out = shorten_filenames(body, b"b", limit=1000)
     head, _, rest = out.partition(b"\r\n\r\n")
     assert head.count(b"n") < 1100 and b"n" * 996 + b'.png"' in head

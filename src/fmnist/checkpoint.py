@@ -21,8 +21,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fmnist import FmnistError, read_json, regular_file
 from fmnist.data import CLASSES
+from fmnist.errors import FmnistError
+from fmnist.files import read_json, regular_file
 from fmnist.models import ModelError, create_model, model_args
 
 FORMAT = "fmnist-model/1"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 
 SEVERITIES = (1, 2, 3, 4, 5)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmnist import FmnistError, regular_file
+from fmnist.errors import FmnistError
+from fmnist.files import regular_file
 
 CLASSES = (
     "T-shirt/top",
@@ -437,9 +438,14 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Ten
 
 
 AUGMENTATIONS = (
-    "none", "flip", "flip_erase", "crop_flip", "crop_flip_erase", "flip_corrupt",
+    "none",
+    "flip",
+    "flip_erase",
+    "crop_flip",
+    "crop_flip_erase",
+    "flip_corrupt",
     "crop_flip_corrupt",
-)  # fmt: skip
+)
 
 
 # ----------------------------------------------------------------------------
@@ -499,12 +505,28 @@ def class_folder(label: int) -> str:
     return f"{label}-{CLASSES[label].replace('/', '-').replace(' ', '_')}"
 
 
+def write_csv(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """FOLDER/fashion-mnist_<split>.csv: a header, then label and 784 pixels per image."""
+    table = np.concatenate([labels[:, None], images.reshape(len(images), -1)], 1)
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    path = folder / f"fashion-mnist_{split}.csv"
+    np.savetxt(path, table, fmt="%d", delimiter=",", header=header, comments="")
+
+
+def write_pngs(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """FOLDER/<split>/<label>-<class>/<index>.png for every image, every class folder made."""
+    from PIL import Image
+
+    for label in range(len(CLASSES)):
+        (folder / split / class_folder(label)).mkdir(parents=True)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        Image.fromarray(image, "L").save(folder / split / class_folder(label) / f"{i:05d}.png")
+
+
 def export(ds: FashionMNIST, fmt: str, out: str | os.PathLike) -> Path:
     """Every image as a PNG in OUT/{train,test}/<label>-<class>/<index>.png, or the two
     splits as OUT/fashion-mnist_{train,test}.csv (label, pixel1 ... pixel784). Written into
     a temporary folder beside OUT and renamed at the end: OUT is whole or absent."""
-    from PIL import Image
-
     out = Path(out)
     if fmt not in ("png", "csv"):
         raise DataError(f"--export {fmt}: give png or csv")
@@ -512,19 +534,14 @@ def export(ds: FashionMNIST, fmt: str, out: str | os.PathLike) -> Path:
         raise DataError(f"--export {out}: exists and is not an empty folder; name a new one")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    splits = (
+        ("train", ds.train_images, ds.train_labels),
+        ("test", ds.test_images, ds.test_labels),
+    )
+    write_split = write_csv if fmt == "csv" else write_pngs
     try:
-        for split, images, labels in (("train", ds.train_images, ds.train_labels),
-                                      ("test", ds.test_images, ds.test_labels)):  # fmt: skip
-            if fmt == "csv":
-                table = np.concatenate([labels[:, None], images.reshape(len(images), -1)], 1)
-                header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
-                np.savetxt(tmp / f"fashion-mnist_{split}.csv", table, fmt="%d", delimiter=",",
-                           header=header, comments="")  # fmt: skip
-                continue
-            for label in range(len(CLASSES)):
-                (tmp / split / class_folder(label)).mkdir(parents=True)
-            for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-                Image.fromarray(image, "L").save(tmp / split / class_folder(label) / f"{i:05d}.png")
+        for split, images, labels in splits:
+            write_split(tmp, split, images, labels)
         if out.is_dir():
             out.rmdir()
         os.replace(tmp, out)

@@ -59,6 +59,7 @@ def infer(
     model: nn.Module,
     images: np.ndarray | torch.Tensor,
     batch_size: int = 1000,
+    *,
     tta: bool = False,
     device: str | torch.device | None = None,
     precision: str = "fp32",

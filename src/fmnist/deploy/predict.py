@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fmnist import FmnistError
 from fmnist.checkpoint import atomic_write, load_model, read_description
 from fmnist.data import CLASSES
+from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
 from fmnist.files import output_file, regular_file
 

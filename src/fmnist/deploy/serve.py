@@ -6,7 +6,7 @@ truncated, not an image, too many pixels, a missing field) answers 4xx with
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations,
-# which refer to values local to create_app.
+# which refer to values local to the functions that make the routes.
 import base64
 import errno
 import io
@@ -16,17 +16,18 @@ import re
 import socket
 import threading
 import unicodedata
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from fmnist import FmnistError, __version__
+from fmnist import __version__
 from fmnist.analysis.explain import ExplainError
 from fmnist.deploy.page import PAGE
 from fmnist.deploy.predict import (
@@ -38,6 +39,7 @@ from fmnist.deploy.predict import (
     UnsupportedImage,
     read_image,
 )
+from fmnist.errors import FmnistError
 
 MAX_BYTES = 10 * 2**20  # whole request body; a 12-megapixel phone JPEG is 3 to 6 MB
 MAX_FILES = 32  # images in one batch request
@@ -223,7 +225,97 @@ def heatmap_rgba(attribution: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# App
+# Errors: every one answers {"error": "..."}
+# ----------------------------------------------------------------------------
+
+
+async def image_error(_request: Request, e: ImageError) -> JSONResponse:
+    status = (
+        413 if isinstance(e, ImageTooLarge) else 415 if isinstance(e, UnsupportedImage) else 400
+    )
+    return error_response(status, str(e))
+
+
+async def explain_error(_request: Request, e: ExplainError) -> JSONResponse:
+    return error_response(501, str(e))
+
+
+async def http_error(_request: Request, e: HTTPException) -> JSONResponse:
+    return error_response(e.status_code, str(e.detail))
+
+
+async def validation_error(_request: Request, e: RequestValidationError) -> JSONResponse:
+    problems, hint = [], ""
+    for err in e.errors():
+        loc = [str(x) for x in err.get("loc", ())]
+        problems.append(f"{'.'.join(loc)}: {err.get('msg', 'invalid')}")
+        if loc and loc[0] == "body":
+            hint = "; send images as multipart/form-data field 'file' (batch: 'files')"
+    return error_response(422, "; ".join(problems) + hint)
+
+
+ERROR_HANDLERS = {
+    ImageError: image_error,
+    ExplainError: explain_error,
+    HTTPException: http_error,
+    RequestValidationError: validation_error,
+}
+
+
+# ----------------------------------------------------------------------------
+# The model behind the routes
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class ServedModel:
+    """What one app's routes share: the model, the limits on the images it is sent, and the
+    lock its explanations take."""
+
+    predictor: Predictor
+    max_pixels: int
+    max_files: int
+    # Captum hooks the shared model: one explanation at a time
+    explaining: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.predictor.classes)
+
+    def classify(
+        self, uploads: list[tuple[bytes, str]], top_k: int, include_input: bool
+    ) -> list[dict]:
+        """Top classes of each (bytes, display name) upload, with its 28x28 input if asked."""
+        images = np.stack([read_image(data, name, self.max_pixels) for data, name in uploads])
+        probs = self.predictor.probabilities(images)
+        out = []
+        for image, p in zip(images, probs, strict=True):
+            item = {"predictions": self.predictor.top(p, top_k)}
+            if include_input:
+                item["input"] = png_data_url(image)
+            out.append(item)
+        return out
+
+    def explain(self, data: bytes, name: str, top_k: int) -> dict:
+        """Top classes of one upload and the Grad-CAM heatmap of the first."""
+        from fmnist.analysis.explain import attribute, captum_or_fail
+
+        captum_or_fail()
+        image = read_image(data, name, self.max_pixels)
+        probs = self.predictor.probabilities(image[None])[0]
+        top = [int(probs.argmax())]
+        with self.explaining:
+            heat = attribute(self.predictor.module, image[None], top, "gradcam")[0]
+        return {
+            "predictions": self.predictor.top(probs, top_k),
+            "input": png_data_url(image),
+            "heatmap": png_data_url(heatmap_rgba(heat), "RGBA"),
+            "method": "gradcam",
+        }
+
+
+# ----------------------------------------------------------------------------
+# Routes
 # ----------------------------------------------------------------------------
 
 
@@ -237,65 +329,23 @@ async def one_file_field(request: Request) -> None:
         )
 
 
-def create_app(
-    model: str | os.PathLike | Predictor,
-    max_bytes: int = MAX_BYTES,
-    max_pixels: int = MAX_PIXELS,
-    max_files: int = MAX_FILES,
-) -> FastAPI:
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
-    n_classes = len(predictor.classes)
-    app = FastAPI(
-        title="Fashion-MNIST classifier",
-        version=__version__,
-        description=(
-            "Classify photos of clothing and shoes into the ten Fashion-MNIST classes. "
-            "Photos are prepared the way the dataset was made: trimmed, resized to 28 pixels, "
-            "sharpened, centred, negated, 8-bit grayscale."
-        ),
-    )
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+ImageFile = Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, GIF or BMP")]
+OneFileField = Annotated[None, Depends(one_file_field)]
+INCLUDE_INPUT = Query(False, description="also return the 28x28 input as a PNG data URL")
 
-    @app.exception_handler(ImageError)
-    async def image_error(_request: Request, e: ImageError):
-        status = (
-            413 if isinstance(e, ImageTooLarge) else 415 if isinstance(e, UnsupportedImage) else 400
-        )
-        return error_response(status, str(e))
 
-    @app.exception_handler(ExplainError)
-    async def explain_error(_request: Request, e: ExplainError):
-        return error_response(501, str(e))
+def top_k_query(n_classes: int):
+    """?top_k=: 1 to all of the model's classes, all by default."""
+    return Query(n_classes, ge=1, le=n_classes, description="classes to return")
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, e: HTTPException):
-        return error_response(e.status_code, str(e.detail))
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, e: RequestValidationError):
-        problems, hint = [], ""
-        for err in e.errors():
-            loc = [str(x) for x in err.get("loc", ())]
-            problems.append(f"{'.'.join(loc)}: {err.get('msg', 'invalid')}")
-            if loc and loc[0] == "body":
-                hint = "; send images as multipart/form-data field 'file' (batch: 'files')"
-        return error_response(422, "; ".join(problems) + hint)
+def prediction_routes(served: ServedModel) -> APIRouter:
+    """/predict, one image; /predict/batch, up to max_files."""
+    router = APIRouter()
+    top_k_classes = top_k_query(served.n_classes)
+    max_files = served.max_files
 
-    def classify(uploads: list[tuple[bytes, str]], top_k: int, include_input: bool) -> list[dict]:
-        images = np.stack([read_image(data, name, max_pixels) for data, name in uploads])
-        probs = predictor.probabilities(images)
-        out = []
-        for image, p in zip(images, probs, strict=True):
-            item = {"predictions": predictor.top(p, top_k)}
-            if include_input:
-                item["input"] = png_data_url(image)
-            out.append(item)
-        return out
-
-    top_k_query = Query(n_classes, ge=1, le=n_classes, description="classes to return")
-    include_query = Query(False, description="also return the 28x28 input as a PNG data URL")
-
-    @app.post(
+    @router.post(
         "/predict",
         response_model=Prediction,
         response_model_exclude_none=True,
@@ -303,15 +353,15 @@ def create_app(
         summary="Classify one image",
     )
     def predict(
-        file: Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, GIF or BMP")],
-        _one: Annotated[None, Depends(one_file_field)],
-        top_k: int = top_k_query,
-        include_input: bool = include_query,
+        file: ImageFile,
+        _one: OneFileField,
+        top_k: int = top_k_classes,
+        include_input: bool = INCLUDE_INPUT,
     ):
         name = display_name(file.filename, "upload")
-        return classify([(file.file.read(), name)], top_k, include_input)[0]
+        return served.classify([(file.file.read(), name)], top_k, include_input)[0]
 
-    @app.post(
+    @router.post(
         "/predict/batch",
         response_model=Batch,
         response_model_exclude_none=True,
@@ -320,45 +370,50 @@ def create_app(
     )
     def predict_batch(
         files: Annotated[list[UploadFile], File(description=f"1 to {max_files} images")],
-        top_k: int = top_k_query,
-        include_input: bool = include_query,
+        top_k: int = top_k_classes,
+        include_input: bool = INCLUDE_INPUT,
     ):
         if len(files) > max_files:
             raise ImageTooLarge(f"{len(files)} files; send at most {max_files} per request")
         names = [display_name(f.filename, f"file {i + 1}") for i, f in enumerate(files)]
         uploads = [(f.file.read(), n) for f, n in zip(files, names, strict=True)]
-        results = classify(uploads, top_k, include_input)
+        results = served.classify(uploads, top_k, include_input)
         return {"results": [{"filename": n, **r} for n, r in zip(names, results, strict=True)]}
 
-    explaining = threading.Lock()  # Captum hooks the shared model: one explanation at a time
+    return router
 
-    @app.post(
+
+def explanation_routes(served: ServedModel) -> APIRouter:
+    """/explain: where in the image the evidence for the top class is."""
+    router = APIRouter()
+    top_k_classes = top_k_query(served.n_classes)
+
+    @router.post(
         "/explain",
         response_model=Explanation,
         responses={**ERRORS, 501: {"model": Error, "description": "Captum is not installed"}},
         summary="Grad-CAM of the top class over the 28x28 input",
     )
-    def explain_image(
-        file: Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, GIF or BMP")],
-        _one: Annotated[None, Depends(one_file_field)],
-        top_k: int = top_k_query,
-    ):
-        from fmnist.analysis.explain import _captum, attribute
+    def explain_image(file: ImageFile, _one: OneFileField, top_k: int = top_k_classes):
+        return served.explain(file.file.read(), display_name(file.filename, "upload"), top_k)
 
-        _captum()
-        name = display_name(file.filename, "upload")
-        image = read_image(file.file.read(), name, max_pixels)
-        probs = predictor.probabilities(image[None])[0]
-        with explaining:
-            heat = attribute(predictor.module, image[None], [int(probs.argmax())], "gradcam")[0]
-        return {
-            "predictions": predictor.top(probs, top_k),
-            "input": png_data_url(image),
-            "heatmap": png_data_url(heatmap_rgba(heat), "RGBA"),
-            "method": "gradcam",
-        }
+    return router
 
-    @app.get("/health", response_model=Health, summary="The loaded model")
+
+# The page carries its script and style inline and talks only to this server
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def about_routes(served: ServedModel) -> APIRouter:
+    """/health, the loaded model; /, the web page."""
+    router = APIRouter()
+    predictor = served.predictor
+
+    @router.get("/health", response_model=Health, summary="The loaded model")
     def health():
         accuracy = predictor.metrics.get("test_accuracy")
         return {
@@ -369,17 +424,41 @@ def create_app(
             "version": __version__,
         }
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
-        return HTMLResponse(
-            PAGE,
-            headers={
-                "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
-                "style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
+        return HTMLResponse(PAGE, headers=PAGE_HEADERS)
 
+    return router
+
+
+# ----------------------------------------------------------------------------
+# App
+# ----------------------------------------------------------------------------
+
+DESCRIPTION = (
+    "Classify photos of clothing and shoes into the ten Fashion-MNIST classes. "
+    "Photos are prepared the way the dataset was made: trimmed, resized to 28 pixels, "
+    "sharpened, centred, negated, 8-bit grayscale."
+)
+
+
+def create_app(
+    model: str | os.PathLike | Predictor,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    max_files: int = MAX_FILES,
+) -> FastAPI:
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+    served = ServedModel(predictor, max_pixels, max_files)
+    app = FastAPI(
+        title="Fashion-MNIST classifier",
+        version=__version__,
+        description=DESCRIPTION,
+        exception_handlers=ERROR_HANDLERS,
+    )
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    for routes in (prediction_routes, explanation_routes, about_routes):
+        app.include_router(routes(served))
     return app
 
 
