@@ -13,9 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist import FmnistError, data
+from fmnist import data
 from fmnist.analysis import plots
 from fmnist.analysis.report import data_figures
+from fmnist.errors import FmnistError
 
 
 def main(argv: list[str] | None = None) -> int:

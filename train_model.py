@@ -1,10 +1,12 @@
-"""Train the tutorial's CNN with its settings and save it, as `python train_model.py` did.
+"""Train the tutorial's CNN with its settings and save it where the tutorial does.
 
-The run directory (config, history, metrics, model, report) goes under runs/; the model
-becomes the package's default model, src/fmnist/weights/default.*: the weights
-(.safetensors), their description and metrics (.json), and the same model as ONNX (.onnx)
-and Keras (.h5), all four written together or none. The tutorial's three figures are
-copied into plots/. Same as `fmnist train --recipe seed`, plus those copies.
+`python train_model.py` writes the tutorial's files: models/fashion_mnist_model.h5 (Keras)
+with the same model beside it as .safetensors (with its description, .json) and .onnx, all
+four together or none; the three figures plots/sample_images.png, training_curves.png and
+confusion_matrix.png; and the run directory under runs/ (config, history, metrics, model,
+report). All of them are outside version control. `make default-model` runs it with
+--model-path src/fmnist/weights/default.h5 --plots docs/images/tutorial: the model that comes
+with the package and the pictures the documentation shows change only that way.
 """
 
 from __future__ import annotations
@@ -12,25 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODEL = ROOT / "src" / "fmnist" / "weights" / "default.safetensors"
+TUTORIAL_MODEL = ROOT / "models" / "fashion_mnist_model.h5"
 SUFFIXES = (".safetensors", ".json", ".onnx", ".h5")  # the files of one model, kept together
-TUTORIAL_FIGURES = ("sample_images.png", "training_curves.png", "confusion_matrix.png")
 try:
     import fmnist  # noqa: F401
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
-from fmnist import FmnistError  # noqa: E402
+from fmnist import data  # noqa: E402
+from fmnist.analysis import plots  # noqa: E402
 from fmnist.analysis.report import write_report  # noqa: E402
 from fmnist.checkpoint import save_model  # noqa: E402
 from fmnist.deploy.export import export  # noqa: E402
-from fmnist.training.train import make_config, train  # noqa: E402
+from fmnist.errors import FmnistError  # noqa: E402
+from fmnist.training.config import make_config  # noqa: E402
+from fmnist.training.train import train  # noqa: E402
 
 
 def save_together(model, path: Path, metrics: dict, record: dict) -> Path:
@@ -48,38 +51,59 @@ def save_together(model, path: Path, metrics: dict, record: dict) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, help="maximum epochs (default: 30)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument(
-        "--train-limit", type=int, help="train on the first N images only (default: all)"
+def tutorial_figures(result, dataset, folder: Path) -> list[Path]:
+    """The tutorial's three figures: samples of every class, the training curves and the
+    confusion matrix of the test set."""
+    m = result.metrics
+    figures = {
+        "sample_images.png": plots.sample_grid(
+            dataset.train_images, dataset.train_labels, seed=result.config.seed
+        ),
+        "training_curves.png": plots.training_curves(
+            result.history, m["best_epoch"], bool(m["stopped_early"])
+        ),
+        "confusion_matrix.png": plots.confusion_matrix(m["confusion_matrix"]),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    return [plots.save(fig, folder / name) for name, fig in figures.items()]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--train-limit", type=int, default=0, help="train on N images only; 0: all")
     p.add_argument("--data-dir", help="folder with the four IDX files (default: search)")
     p.add_argument("--out", help="run directory (default: runs/seed_cnn-seed-s<seed>-<time>)")
     p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
     p.add_argument(
         "--model-path",
-        default=str(DEFAULT_MODEL),
-        help="where to save the model's four files (default: src/fmnist/weights/default.*)",
+        type=Path,
+        default=TUTORIAL_MODEL,
+        help="the Keras file to write; the .safetensors, .json and .onnx go beside it",
     )
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--plots", type=Path, default=ROOT / "plots", help="folder for the three figures"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
+        dataset = data.load(args.data_dir)
         cfg = make_config("seed", epochs=args.epochs, seed=args.seed, train_limit=args.train_limit)
-        result = train(cfg, out=args.out, data_dir=args.data_dir)
+        result = train(cfg, out=args.out, dataset=dataset)
         m = result.metrics
         headline = {k: v for k, v in m.items() if k not in ("per_class", "confusion_matrix")}
         headline["run"] = result.run_dir.name
         record = json.loads((result.run_dir / "config.json").read_text())
-        saved = save_together(result.model, Path(args.model_path), headline, record)
-        page = None
-        if args.report:
-            page = write_report(result.run_dir, data_dir=args.data_dir)
-            # the tutorial's three figures, kept beside the default model
-            if Path(args.model_path).resolve() == DEFAULT_MODEL:
-                (ROOT / "plots").mkdir(exist_ok=True)
-                for name in TUTORIAL_FIGURES:
-                    shutil.copyfile(result.run_dir / "plots" / name, ROOT / "plots" / name)
+        saved = save_together(result.model, args.model_path, headline, record)
+        figures = tutorial_figures(result, dataset, args.plots)
+        page = write_report(result.run_dir, data_dir=args.data_dir) if args.report else None
     except FmnistError as e:
         print(f"train_model.py: error: {e}", file=sys.stderr)
         return 2
@@ -89,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"training time {m['train_s']:.1f} s on {m['device']}")
     print(f"run directory {result.run_dir}")
-    others = ", ".join(saved.with_suffix(s).name for s in SUFFIXES[1:])
-    print(f"model         {saved} (+ {others})")
+    others = ", ".join(saved.with_suffix(s).name for s in SUFFIXES if s != ".h5")
+    print(f"model         {saved.with_suffix('.h5')} (+ {others})")
+    print(f"figures       {', '.join(str(f) for f in figures)}")
     if page is not None:
         print(f"report        {page}")
     return 0

@@ -20,7 +20,9 @@ import fmnist
 from fmnist import data
 from fmnist.analysis.audit import read_flagged_test
 from fmnist.evaluate import infer
-from fmnist.training.train import environment, make_config, train
+from fmnist.training.config import make_config
+from fmnist.training.rundir import environment
+from fmnist.training.train import train
 
 
 def main():

@@ -17,7 +17,9 @@ from pathlib import Path
 import fmnist
 from fmnist import data
 from fmnist.analysis.robustness import robustness
-from fmnist.training.train import environment, make_config, train
+from fmnist.training.config import make_config
+from fmnist.training.rundir import environment
+from fmnist.training.train import train
 
 KEYS = ("val_accuracy", "clean", "mean", "mean_trained", "mean_unseen")
 

@@ -21,7 +21,7 @@ from fmnist import data
 from fmnist.analysis import explain, robustness
 from fmnist.checkpoint import load_model
 from fmnist.evaluate import infer
-from fmnist.training.train import environment
+from fmnist.training.rundir import environment
 
 
 def main():

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fmnist import data
-from fmnist.training.train import make_config, train
+from fmnist.training.config import make_config
+from fmnist.training.train import train
 
 
 @pytest.fixture(scope="session")

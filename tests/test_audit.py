@@ -16,7 +16,7 @@ from PIL import Image
 
 from fmnist import cli, data
 from fmnist.analysis import audit
-from fmnist.training.train import make_config
+from fmnist.training.config import make_config
 from tests import chromium
 from tests.hostile import assert_kept_promise
 

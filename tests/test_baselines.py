@@ -1,7 +1,7 @@
 import pytest
 
-from fmnist import FmnistError
 from fmnist.analysis import baselines
+from fmnist.errors import FmnistError
 
 
 def test_each_baseline_learns_on_a_slice(dataset):

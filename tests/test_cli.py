@@ -6,14 +6,17 @@ start each."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fmnist import FmnistError, data
+from fmnist import data
 from fmnist.checkpoint import load_model
+from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
 
 from .idx import synthetic_set, write_set
@@ -137,43 +140,66 @@ def test_model_architecture_script():
     assert "Total params: 107,598" in res.stdout
 
 
-def test_train_model_script_smoke(tmp_path):
+def checkout_copy(folder: Path) -> Path:
+    """The project's files as a fresh clone has them (tracked and new, not ignored), committed
+    in a repository of their own at `folder`."""
+    listed = (
+        subprocess.run(
+            ["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        if os.path.isfile(os.path.join(ROOT, name)):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, name), folder / name)
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "copy"], check=True)
+    return folder
+
+
+@pytest.mark.slow
+def test_the_tutorial_script_writes_its_files_and_leaves_the_checkout_clean(tmp_path):
+    repo = checkout_copy(tmp_path / "repo")
     res = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "train_model.py"),
-            "--epochs",
-            "1",
-            "--train-limit",
-            "6000",
-            "--out",
-            tmp_path / "run",
-            "--model-path",
-            tmp_path / "m.safetensors",
-            "--no-report",
-        ],
+        [sys.executable, "train_model.py", "--epochs", "1", "--train-limit", "6000", "--no-report"],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=repo,
     )
     assert res.returncode == 0, res.stderr
-    info = json.loads((tmp_path / "m.json").read_text())
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True
+    )
+    assert status.stdout == ""  # everything it wrote is ignored
+    models, figures = repo / "models", repo / "plots"
+    assert sorted(p.name for p in models.iterdir()) == [
+        f"fashion_mnist_model{s}" for s in (".h5", ".json", ".onnx", ".safetensors")
+    ]
+    for name in ("sample_images.png", "training_curves.png", "confusion_matrix.png"):
+        assert (figures / name).read_bytes().startswith(b"\x89PNG")
+        assert str(figures / name) in res.stdout  # it says where
+    assert str(models / "fashion_mnist_model.h5") in res.stdout
+    info = json.loads((models / "fashion_mnist_model.json").read_text())
     assert info["metrics"]["epochs"] == 1 and info["metrics"]["test_accuracy"] > 0.5
     # the four files of the model, written together, agree on the test set
-    assert sorted(p.name for p in tmp_path.glob("m.*")) == [
-        "m.h5", "m.json", "m.onnx", "m.safetensors"
-    ]  # fmt: skip
-    assert not list(tmp_path.glob(".new-model-*"))
     ds = data.load(download=False)
     x = ds.test_images[:2000].astype(np.float32)[:, None] / 255
     ort = pytest.importorskip("onnxruntime")
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    session = ort.InferenceSession(str(models / "fashion_mnist_model.onnx"))
     onnx_pred = session.run(None, {session.get_inputs()[0].name: x})[0].argmax(1)
-    torch_pred = infer(load_model(tmp_path / "m.safetensors"), ds.test_images[:2000]).argmax(1)
+    model = load_model(models / "fashion_mnist_model.safetensors")
+    torch_pred = infer(model, ds.test_images[:2000]).argmax(1)
     assert (onnx_pred == torch_pred.numpy()).mean() > 0.999
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
-    k = keras.models.load_model(tmp_path / "m.h5", compile=False)
+    k = keras.models.load_model(models / "fashion_mnist_model.h5", compile=False)
     keras_pred = np.asarray(k.predict(x.transpose(0, 2, 3, 1), verbose=0)).argmax(1)
     assert (keras_pred == torch_pred.numpy()).mean() > 0.999
 

@@ -6,9 +6,11 @@ import json
 import pytest
 import torch
 
-from fmnist import FmnistError, checkpoint
+from fmnist import checkpoint
 from fmnist.checkpoint import CheckpointError, load_state
-from fmnist.training.train import make_config, train
+from fmnist.errors import FmnistError
+from fmnist.training.config import make_config
+from fmnist.training.train import train
 
 
 def quiet(*_):

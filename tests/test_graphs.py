@@ -7,8 +7,10 @@ import copy
 import torch
 
 from fmnist.models import create_model
+from fmnist.training.config import make_config
+from fmnist.training.epoch import train_epoch
 from fmnist.training.graphs import GraphedStep
-from fmnist.training.train import build_optimizer, build_scheduler, make_config, train_epoch
+from fmnist.training.optim import build_optimizer, build_scheduler
 
 
 def _run(cfg, model, images, labels, graphed: bool, epochs: int = 2):
@@ -17,12 +19,20 @@ def _run(cfg, model, images, labels, graphed: bool, epochs: int = 2):
     scheduler = build_scheduler(optimizer, cfg, steps)
     stepper = GraphedStep(model, optimizer, cfg, warmup=2, capture=False) if graphed else None
     order, aug = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
-    losses = [
-        train_epoch(model, optimizer, images, labels, cfg, order, aug, scheduler, stepper=stepper)[
-            0
-        ]  # fmt: skip
-        for _ in range(epochs)
-    ]
+    losses = []
+    for _ in range(epochs):
+        loss, _ = train_epoch(
+            model,
+            optimizer,
+            images,
+            labels,
+            cfg,
+            generator=order,
+            aug_generator=aug,
+            scheduler=scheduler,
+            stepper=stepper,
+        )
+        losses.append(loss)
     return losses, optimizer, stepper
 
 

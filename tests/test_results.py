@@ -9,8 +9,7 @@ import pytest
 
 from fmnist.analysis import results
 from fmnist.cli import build_parser
-from fmnist.training.config import SETTING_FLAGS
-from fmnist.training.train import make_config
+from fmnist.training.config import SETTING_FLAGS, make_config
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist import FmnistError, cli
+from fmnist import cli
 from fmnist.checkpoint import load_state
-from fmnist.training.train import make_config, resume_config, train
+from fmnist.errors import FmnistError
+from fmnist.training.config import make_config
+from fmnist.training.resume import resume_config
+from fmnist.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMED = ("epoch_s", "images_per_s")  # history columns that are measurements of time

@@ -9,18 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fmnist import FmnistError, cli
+from fmnist import cli
+from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
 from fmnist.models import create_model
+from fmnist.training.config import ConfigError, TrainConfig, make_config
+from fmnist.training.epoch import train_step
+from fmnist.training.optim import build_optimizer
 from fmnist.training.seeds import train_seeds
-from fmnist.training.train import (
-    ConfigError,
-    TrainConfig,
-    build_optimizer,
-    make_config,
-    train,
-    train_step,
-)
+from fmnist.training.train import train
 
 
 def test_seed_recipe_is_the_tutorial():
@@ -229,7 +226,7 @@ def test_auto_precision_follows_the_hardware_and_is_recorded(
     dataset, tmp_path, monkeypatch, native, model, used
 ):
     import fmnist.evaluate
-    import fmnist.training.train as training
+    import fmnist.training.build as training
 
     monkeypatch.setattr(fmnist.evaluate, "native_bf16", lambda device: native)
     monkeypatch.setattr(training, "native_bf16", lambda device: native)
@@ -249,7 +246,7 @@ def test_auto_precision_follows_the_hardware_and_is_recorded(
 
 
 def test_bf16_asked_where_it_is_emulated_says_so_first(dataset, tmp_path, monkeypatch):
-    import fmnist.training.train as training
+    import fmnist.training.build as training
 
     monkeypatch.setattr(training, "native_bf16", lambda device: False)
     cfg = make_config(

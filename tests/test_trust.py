@@ -182,7 +182,7 @@ def test_missing_captum_is_one_line(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_captum)
     with pytest.raises(explain.ExplainError, match=r"pip install 'fashion-mnist-cnn\[explain\]'"):
-        explain._captum()
+        explain.captum_or_fail()
 
 
 def test_packaged_model_loads_for_explanations():

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fmnist import FmnistError, cli
-from fmnist.training.train import make_config
+from fmnist import cli
+from fmnist.errors import FmnistError
+from fmnist.training.config import make_config
 
 optuna = pytest.importorskip("optuna", reason="Optuna is in the [tune] extra")
 from fmnist.training import tune  # noqa: E402
@@ -78,9 +79,15 @@ def test_pruned_trials_report_validation_accuracy(dataset, tmp_path, one_thread)
     base = make_config("seed", epochs=3, train_limit=300, device="cpu")
     never_enough = optuna.pruners.ThresholdPruner(lower=1.0)  # prunes after the first epoch
     study = tune.run(
-        base, 1, tmp_path, tune.default_storage(tmp_path), dataset=dataset, seed=0,
-        pruner=never_enough, log=lambda *a: None,
-    )  # fmt: skip
+        base,
+        1,
+        tmp_path,
+        tune.default_storage(tmp_path),
+        dataset=dataset,
+        seed=0,
+        pruner=never_enough,
+        log=lambda *a: None,
+    )
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]

@@ -18,7 +18,9 @@ from explore import CANDIDATES, append_record, machine  # this folder
 
 from fmnist import data
 from fmnist.evaluate import infer
-from fmnist.training.train import environment, make_config, train
+from fmnist.training.config import make_config
+from fmnist.training.rundir import environment
+from fmnist.training.train import train
 
 
 def main(out, name, k):

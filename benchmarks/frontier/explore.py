@@ -18,7 +18,9 @@ import time
 
 from fmnist import data
 from fmnist.models import create_model, flops, register_size
-from fmnist.training.train import environment, make_config, train
+from fmnist.training.config import make_config
+from fmnist.training.rundir import environment
+from fmnist.training.train import train
 
 # candidate sizes of registered models, by name: (model, its arguments' new defaults)
 SIZES = {

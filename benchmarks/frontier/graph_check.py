@@ -23,15 +23,12 @@ from explore import machine  # this folder
 
 from fmnist import data
 from fmnist.models import create_model
+from fmnist.training.config import make_config
+from fmnist.training.epoch import train_step
 from fmnist.training.graphs import GraphedStep
-from fmnist.training.train import (
-    build_optimizer,
-    build_scheduler,
-    environment,
-    make_config,
-    train,
-    train_step,
-)
+from fmnist.training.optim import build_optimizer, build_scheduler
+from fmnist.training.rundir import environment
+from fmnist.training.train import train
 
 
 def same_weights(recipe: str, ds, steps: int = 12, device="cuda", capture=True) -> dict:

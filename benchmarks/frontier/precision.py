@@ -18,12 +18,10 @@ from fmnist import data
 from fmnist.analysis.ladder import RUNGS
 from fmnist.evaluate import native_bf16, resolve_precision
 from fmnist.models import create_model, flops
-from fmnist.training.train import (
-    build_optimizer,
-    environment,
-    make_config,
-    train_epoch,
-)
+from fmnist.training.config import make_config
+from fmnist.training.epoch import train_epoch
+from fmnist.training.optim import build_optimizer
+from fmnist.training.rundir import environment
 
 
 def images_per_s(cfg, x, y, repeats):
@@ -37,7 +35,7 @@ def images_per_s(cfg, x, y, repeats):
         g, gaug = torch.Generator().manual_seed(r), torch.Generator().manual_seed(r)
         n = len(x) if r else min(len(x), 4 * cfg.batch_size)  # the first pass warms up
         t0 = time.perf_counter()
-        train_epoch(model, opt, x[:n], y[:n], cfg, g, gaug)
+        train_epoch(model, opt, x[:n], y[:n], cfg, generator=g, aug_generator=gaug)
         if r:
             times.append(time.perf_counter() - t0)
     return len(x) / statistics.median(times)

@@ -24,7 +24,7 @@ from explore import machine  # this folder
 
 from fmnist.evaluate import to_input
 from fmnist.models import create_model, flops
-from fmnist.training.train import environment
+from fmnist.training.rundir import environment
 
 
 def bias_in_conv(model):

@@ -18,7 +18,7 @@ from explore import append_record, machine  # this folder
 from fmnist import data
 from fmnist.checkpoint import load_model
 from fmnist.evaluate import evaluate_logits, to_input
-from fmnist.training.train import environment
+from fmnist.training.rundir import environment
 
 MOVES = {
     "flip": [],

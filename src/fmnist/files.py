@@ -4,14 +4,72 @@ through one reader that checks their shape and names the file and the field."""
 from __future__ import annotations
 
 import csv
+import errno
+import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-from fmnist import FmnistError, read_json, regular_file
+from fmnist.errors import FmnistError
 
-__all__ = ["output_file", "output_dir", "read_record", "read_numeric_csv", "regular_file"]
+__all__ = [
+    "output_file",
+    "output_dir",
+    "read_json",
+    "read_record",
+    "read_numeric_csv",
+    "regular_file",
+]
+
+
+def regular_file(
+    path, what: str = "file", error: type = FmnistError, missing: str = "no such file"
+):
+    """`path` as a Path if it names a regular file (after links); otherwise `error` with a
+    true one-line reason: missing, a link that loops, a folder, a named pipe, a device."""
+    a = "an" if what[:1] in "aeiou" else "a"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise error(
+                f"{path}: a symbolic link that loops back on itself, not {a} {what}"
+            ) from None
+        if e.errno == errno.ENOTDIR:
+            raise error(f"{path}: {missing} (a part of the path is a file, not a folder)") from None
+        raise error(f"{path}: cannot read it ({e.strerror or e})") from None
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    for test, kind in kinds:
+        if test(mode):
+            raise error(f"{path}: {kind}, not {a} {what}; give a regular file")
+    if not stat.S_ISREG(mode):
+        raise error(f"{path}: not a regular file; give {a} {what}")
+    return Path(path)
+
+
+def read_json(path, what: str, missing: str = "no such file", error: type = FmnistError):
+    """A JSON file's content; a missing, special or unreadable file raises `error` as one
+    line."""
+    regular_file(path, what, error, missing)
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise error(f"{path}: not a readable {what} ({_one_line(e)})") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _probe(folder: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 
 _REGISTRY: dict[str, tuple[type, type]] = {}
 

@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmnist import FmnistError, data, read_json
+from fmnist import data
+from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
+from fmnist.files import read_json
 
 FORMAT = data.AUDIT_FORMAT
 # Near-duplicate thresholds. Pixel: an RMS difference of 0.02 is about 5 grey levels per

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 
 
 @dataclass(frozen=True)

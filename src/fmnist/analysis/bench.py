@@ -21,15 +21,11 @@ from torch import nn
 from fmnist import data
 from fmnist.evaluate import infer
 from fmnist.models import create_model
-from fmnist.training.train import (
-    RECIPES,
-    build_optimizer,
-    environment,
-    make_config,
-    resolve_device,
-    train,
-    train_epoch,
-)
+from fmnist.training.config import RECIPES, make_config, resolve_device
+from fmnist.training.epoch import train_epoch
+from fmnist.training.optim import build_optimizer
+from fmnist.training.rundir import environment
+from fmnist.training.train import train
 
 # ----------------------------------------------------------------------------
 # The reference: the loop a user writes from the PyTorch tutorials
@@ -117,7 +113,7 @@ def throughput(ds, device, repeats: int = 3, n: int = 48000, batch_size: int = 1
         gaug = torch.Generator(device).manual_seed(r)
         sub = slice(0, warm if r == 0 else n)
         t0 = time.perf_counter()
-        train_epoch(model, opt, x_ours[sub], y_ours[sub], cfg, g, gaug)
+        train_epoch(model, opt, x_ours[sub], y_ours[sub], cfg, generator=g, aug_generator=gaug)
         _sync(device)
         if r:
             times["ours"].append(time.perf_counter() - t0)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 
 METHODS = ("gradcam", "ig", "occlusion")
 
@@ -25,7 +25,8 @@ class ExplainError(FmnistError):
     pass
 
 
-def _captum():
+def captum_or_fail():
+    """Captum's attribution module, or a one-line error naming the extra to install."""
     try:
         import captum.attr
     except ImportError:
@@ -51,7 +52,7 @@ def attribute(model: nn.Module, images: np.ndarray, targets, method: str) -> np.
     """Attributions (N, 28, 28) of each image for its target class."""
     if method not in METHODS:
         raise ExplainError(f"unknown method {method!r}; known: {', '.join(METHODS)}, all")
-    attr = _captum()
+    attr = captum_or_fail()
     model = model.eval()
     x = as_input(images).to(next(model.parameters()).device)
     target = torch.as_tensor(np.asarray(targets), dtype=torch.long, device=x.device)

@@ -19,12 +19,13 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
 from fmnist.files import NUMBER, check_fields, is_number
 from fmnist.models import flops
-from fmnist.training.config import load_recipe
-from fmnist.training.train import environment, make_config, resolve_device, train
+from fmnist.training.config import load_recipe, make_config, resolve_device
+from fmnist.training.rundir import environment
+from fmnist.training.train import train
 
 # rung (test accuracy) -> the recipe that reaches it fastest on 2 CPU cores (fp32, AVX2)
 RUNGS = {

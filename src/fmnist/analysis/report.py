@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmnist import FmnistError, data
+from fmnist import data
 from fmnist.analysis import plots
 from fmnist.analysis.report_html import render
 from fmnist.checkpoint import atomic_write, load_model
 from fmnist.corruptions import TRAINING
+from fmnist.errors import FmnistError
 from fmnist.evaluate import evaluate_logits, infer
 from fmnist.files import NUMBER, output_dir, read_numeric_csv, read_record
 
@@ -373,7 +374,7 @@ def explanations(model, images, y_true, y_pred, confidence):
     from fmnist.analysis import explain
 
     try:
-        explain._captum()
+        explain.captum_or_fail()
     except explain.ExplainError:
         return None
     wrong = np.flatnonzero(y_pred != y_true)

@@ -8,8 +8,8 @@ import math
 import statistics
 from pathlib import Path
 
-from fmnist import FmnistError, read_json
-from fmnist.files import NUMBER, check_fields
+from fmnist.errors import FmnistError
+from fmnist.files import NUMBER, check_fields, read_json
 from fmnist.training.config import RECIPES, SETTING_FLAGS, TrainConfig, make_config
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from fmnist import FmnistError
 from fmnist.cli import analysis, data, deploy, training
 from fmnist.cli.common import Parser
+from fmnist.errors import FmnistError
 
 
 def build_parser() -> Parser:

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from fmnist import FmnistError
 from fmnist.cli.common import MODEL_HELP, data_flags, results_file, save_results
+from fmnist.errors import FmnistError
 
 
 def cmd_evaluate(args) -> int:
@@ -84,7 +84,7 @@ def cmd_bench(args) -> int:
 
     from fmnist import data
     from fmnist.analysis import bench
-    from fmnist.training.train import resolve_device
+    from fmnist.training.config import resolve_device
 
     if args.repeats < 1:
         raise FmnistError(f"--repeats must be at least 1, got {args.repeats}")
@@ -103,8 +103,8 @@ def cmd_bench(args) -> int:
 
 
 def merge_ladders(args) -> int:
-    from fmnist import read_json
     from fmnist.analysis import ladder
+    from fmnist.files import read_json
 
     runs = [flag for flag, given in (("--ladder", args.ladder), ("--seeds", args.seeds),
             ("--first-seed", args.first_seed), ("--rungs", args.rungs)) if given]  # fmt: skip
@@ -295,7 +295,7 @@ def cmd_audit(args) -> int:
     from fmnist import data
     from fmnist.analysis.audit import AuditError, audit, write_audit
     from fmnist.files import output_dir
-    from fmnist.training.train import make_config
+    from fmnist.training.config import make_config
 
     out = output_dir(args.out, "--out", AuditError)
     settings = {"model": args.model, "epochs": args.epochs, "seed": args.seed}
@@ -403,13 +403,13 @@ def cmd_explain(args) -> int:
     from pathlib import Path
 
     from fmnist.analysis import plots
-    from fmnist.analysis.explain import METHODS, ExplainError, _captum, attribute, summary
+    from fmnist.analysis.explain import METHODS, ExplainError, attribute, captum_or_fail, summary
     from fmnist.checkpoint import atomic_write
     from fmnist.deploy.predict import Predictor, find_images, read_image
     from fmnist.files import output_dir
 
     methods = METHODS if args.method == "all" else (args.method,)
-    _captum()  # missing: one line before any work
+    captum_or_fail()  # missing: one line before any work
     out = output_dir(args.out, "--out", ExplainError) if not args.json else None
     files = find_images(args.images)
     images = np.stack([read_image(f) for f in files])

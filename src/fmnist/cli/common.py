@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 
 
 class Parser(argparse.ArgumentParser):

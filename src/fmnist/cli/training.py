@@ -6,15 +6,16 @@ import os
 import shutil
 from pathlib import Path
 
-from fmnist import FmnistError
 from fmnist.cli.common import data_flags
+from fmnist.errors import FmnistError
 from fmnist.files import output_dir, output_file
 
 
 def cmd_train(args) -> int:
     from fmnist.training import distributed
-    from fmnist.training.config import SETTING_FLAGS
-    from fmnist.training.train import make_config, resume_config, train
+    from fmnist.training.config import SETTING_FLAGS, make_config
+    from fmnist.training.resume import resume_config
+    from fmnist.training.train import train
 
     if args.resume:
         given = [f for f in SETTING_FLAGS + ("out", "device") if getattr(args, f) is not None]
@@ -190,7 +191,7 @@ def add_train(sub) -> None:
 
 def cmd_tune(args) -> int:
     from fmnist.training import tune
-    from fmnist.training.train import make_config
+    from fmnist.training.config import make_config
 
     base = make_config(
         args.recipe,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 
 
 @dataclass(frozen=True)

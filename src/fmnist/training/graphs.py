@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from fmnist.evaluate import autocast, to_input
 
 
-def forward_backward_update(model, optimizer, images, labels, cfg, cache: bool = True):
+def forward_backward_update(model, optimizer, images, labels, cfg, *, cache: bool = True):
     """Loss, gradients (added to any the parameters hold) and the optimizer's update for one
     uint8 batch; returns the (detached) loss and logits. `cache`: see `autocast`."""
     with autocast(images.device, cfg.precision, cache=cache):
@@ -36,8 +36,7 @@ class GraphedStep:
     replayed. `capture=False` runs the same buffers and order without CUDA (for checks on
     any machine); a capture that fails leaves a note in `log` and ordinary steps."""
 
-    def __init__(self, model, optimizer, cfg, *, warmup: int = 3, capture: bool = True,
-                 log=print):  # fmt: skip
+    def __init__(self, model, optimizer, cfg, *, warmup: int = 3, capture: bool = True, log=print):
         self.model, self.optimizer, self.cfg = model, optimizer, cfg
         self.warmup, self.capture, self.log = warmup, capture, log
         self.warmed = 0

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from fmnist import FmnistError, read_json
 from fmnist.checkpoint import CheckpointError, load_state, save_state
+from fmnist.errors import FmnistError
+from fmnist.files import read_json
 from fmnist.training.config import TrainConfig, config_from_record
 from fmnist.training.rundir import CHECKPOINT
 
@@ -54,8 +55,22 @@ def _optimizer_state(tensors: dict, record: dict) -> dict:
     return {"state": state, "param_groups": groups}
 
 
-def save(run_dir: Path, *, epoch, model, optimizer, scheduler, ema, history, best, train_s,
-         stop, world, order_generator, rank_states):  # fmt: skip
+def save(
+    run_dir: Path,
+    *,
+    epoch,
+    model,
+    optimizer,
+    scheduler,
+    ema,
+    history,
+    best,
+    train_s,
+    stop,
+    world,
+    order_generator,
+    rank_states,
+):
     """Write the end-of-epoch state. `rank_states[r]` holds process r's generator states."""
     tensors = _prefixed("model", model.state_dict())
     opt_tensors, opt_record = _optimizer_parts(optimizer.state_dict())
@@ -105,8 +120,19 @@ def match_layouts(optimizer) -> None:
                     optimizer.state[p][name] = torch.empty_like(p).copy_(value)
 
 
-def restore(tensors: dict, record: dict, *, model, optimizer, scheduler, ema, world, rank,
-            order_generator, rank_generators):  # fmt: skip
+def restore(
+    tensors: dict,
+    record: dict,
+    *,
+    model,
+    optimizer,
+    scheduler,
+    ema,
+    world,
+    rank,
+    order_generator,
+    rank_generators,
+):
     """Put a checkpoint's state back; returns (epoch, history, best, train_s, stop)."""
     if record["world_size"] != world:
         raise FmnistError(

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 import fmnist
-from fmnist import FmnistError
 from fmnist.checkpoint import atomic_write
+from fmnist.errors import FmnistError
 from fmnist.evaluate import native_bf16
 
 # environment variables that hold PyTorch and oneDNN to an older instruction set
@@ -150,7 +150,7 @@ class Progress:
             sys.stderr.flush()
 
 
-def run_record(cfg, dataset, train_idx, val_idx, processes: int, used: dict) -> dict:
+def run_record(cfg, dataset, train_idx, val_idx, *, processes: int, used: dict) -> dict:
     """What config.json says: the settings asked for, what was used where the settings
     left it to the machine (precision), the data, the machine, when."""
     return {

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist import FmnistError, data
+from fmnist import data
 from fmnist.checkpoint import write_json
+from fmnist.errors import FmnistError
 from fmnist.training.config import TrainConfig
 from fmnist.training.rundir import default_run_dir, environment, prepare_run_dir
 from fmnist.training.train import RunResult, train
@@ -34,6 +35,7 @@ def train_seeds(
     cfg: TrainConfig,
     n: int,
     out: str | os.PathLike | None = None,
+    *,
     dataset: data.FashionMNIST | None = None,
     data_dir: str | None = None,
     download: bool = True,

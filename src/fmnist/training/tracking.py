@@ -12,7 +12,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from fmnist import FmnistError
+from fmnist.errors import FmnistError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 EXPERIMENT = "fashion-mnist"

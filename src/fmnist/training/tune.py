@@ -19,8 +19,8 @@ import time
 import warnings
 from pathlib import Path
 
-from fmnist import FmnistError
 from fmnist.checkpoint import write_json
+from fmnist.errors import FmnistError
 from fmnist.files import output_dir
 from fmnist.training.config import RECIPE_FORMAT, TrainConfig, check
 from fmnist.training.train import train
@@ -105,6 +105,7 @@ def run(
     trials: int,
     out: str | Path,
     storage: str,
+    *,
     study_name: str = "fmnist",
     dataset=None,
     data_dir=None,
