@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; override for another build, e.g. make TORCH=torch==2.13.0+cu128
 TORCH ?= torch==2.13.0
 
-.PHONY: train test lint data browser postgres wheel-check clean
+.PHONY: train test check lint data browser postgres wheel-check default-model clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ data: $(VENV)/.base
 
 train: $(VENV)/.base data
 	$(PY) train_model.py
+
+# The packaged default model (src/fmnist/weights/default.*) and the tutorial's pictures in
+# docs/images/tutorial/, rewritten together: the one way they change.
+default-model: $(VENV)/.base data
+	$(PY) train_model.py --model-path src/fmnist/weights/default.h5 --plots docs/images/tutorial
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
@@ -44,6 +49,10 @@ wheel-check: $(VENV)/.base data
 
 test: $(VENV)/.test data lint browser postgres wheel-check
 	$(PY) -m pytest
+
+# The quick loop while editing: lint and the tests not marked slow.
+check: $(VENV)/.test data lint
+	$(PY) -m pytest -m "not slow" -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

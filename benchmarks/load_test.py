@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ms = np.array(latencies) * 1000
     import torch
 
-    from fmnist.checkpoint import write_json
+    from fmnist.files import write_json
 
     result = {
         "benchmark": "load_test",

@@ -1,8 +1,10 @@
 """The package's layers: every import runs downward, none in a circle.
 
-Bottom to top: `fmnist` itself (errors, read_json); `data`, `models`, `corruptions`;
-`evaluate`, `checkpoint`; `training/`; `analysis/`; `deploy/`; `cli/`. A module may import
-its own layer and those below; `analysis/plots/` draws from arrays and imports no other stage.
+Bottom to top: the ground floor (`errors`, `files`, and the package face, whose API
+functions import their stage only when called); `data`, `models`, `corruptions`; `evaluate`,
+`checkpoint`; `training/`; `analysis/`; `deploy/`; `cli/`. A module may import its own layer
+and those below; `analysis/plots/` draws from arrays and imports no other stage; no module
+imports another stage's private (underscored) names.
 """
 
 import ast
@@ -12,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fmnist"
 LAYERS = [
-    ["fmnist"],
+    ["fmnist", "fmnist.errors", "fmnist.files"],
     ["fmnist.data", "fmnist.models", "fmnist.corruptions"],
     ["fmnist.evaluate", "fmnist.checkpoint"],
     ["fmnist.training"],
@@ -131,11 +133,54 @@ def test_only_the_api_functions_reach_up():
     assert reaching <= {"load_data", "load_model", "train"}
 
 
+def stage(module: str) -> str:
+    """The stage a module belongs to: its subpackage (fmnist.training, ...) or itself."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 or module + ".__init__" in MODULES else module
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("__")
+
+
+def private_imports(module: str) -> list[str]:
+    """Underscored names `module` imports from another stage."""
+    tree = ast.parse(MODULES[module].read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fmnist"):
+            source = node.module if node.module in MODULES else node.module.rpartition(".")[0]
+            if stage(source) != stage(module):
+                found += [f"{node.module}.{a.name}" for a in node.names if is_private(a.name)]
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_private_names_cross_stages(module):
+    assert not private_imports(module), f"{module} imports {private_imports(module)}"
+
+
+def test_the_face_holds_only_the_public_api():
+    import fmnist
+
+    assert sorted(fmnist.__all__) == [
+        "FmnistError",
+        "__version__",
+        "load_data",
+        "load_model",
+        "train",
+    ]
+    assert GRAPH["fmnist"] == {"fmnist.errors"}
+
+
 def test_the_checks_catch_what_they_should():
     # the rules fail on a planted upward import and a planted cycle
     assert layer("fmnist.deploy.serve") > layer("fmnist.training.train")
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert is_private("_captum") and not is_private("__version__")
+    assert stage("fmnist.analysis.explain") != stage("fmnist.deploy.serve")
+    assert stage("fmnist.training.train") == stage("fmnist.training.epoch")
 
 
 def readme_tree(text: str) -> set[str]:

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from fmnist import cli
+from fmnist.deploy.limits import BodyLimit, display_name, shorten_filenames
 from fmnist.deploy.predict import Predictor, read_image
-from fmnist.deploy.serve import BodyLimit, create_app, display_name, shorten_filenames
+from fmnist.deploy.serve import create_app
 
 from .use_helpers import encode, quiet_import, synthetic_photo, usable_model
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,51 +22,15 @@ from torch import nn
 
 from fmnist.data import CLASSES
 from fmnist.errors import FmnistError
-from fmnist.files import read_json, regular_file
+from fmnist.files import atomic_write, read_json, regular_file, write_json
 from fmnist.models import ModelError, create_model, model_args
 
 FORMAT = "fmnist-model/1"
 STATE_FORMAT = "fmnist-train-state/1"
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
-
 
 class CheckpointError(FmnistError):
     pass
-
-
-def atomic_write(path: Path, write, durable: bool = False) -> None:
-    """Call write(tmp_path), then rename over `path`: readers see the old file or the new one.
-
-    `durable` also flushes the file to disk before the rename, so a power cut cannot leave
-    the new name pointing at unwritten blocks."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a saved file gets the usual mode
-        if durable:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, obj) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-
-    atomic_write(path, write)
 
 
 # Models that come with the package (fmnist/weights/NAME.safetensors + NAME.json)

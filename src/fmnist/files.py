@@ -14,13 +14,21 @@ from pathlib import Path
 
 from fmnist.errors import FmnistError
 
+# the mode a new file gets from this process's umask (mkstemp's temporary files are 0600)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 __all__ = [
-    "output_file",
+    "atomic_write",
+    "make_writable_dir",
     "output_dir",
+    "output_file",
     "read_json",
-    "read_record",
     "read_numeric_csv",
+    "read_record",
     "regular_file",
+    "write_json",
 ]
 
 
@@ -229,3 +237,49 @@ def read_numeric_csv(
                     f"{path}: line {i}, column {c!r}: not a number ({value!r:.40})"
                 ) from None
     return rows
+
+
+# ----------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write, durable: bool = False) -> None:
+    """Call write(tmp_path), then rename over `path`: readers see the old file or the new one.
+
+    `durable` also flushes the file to disk before the rename, so a power cut cannot leave
+    the new name pointing at unwritten blocks."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a saved file gets the usual mode
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, obj) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+    atomic_write(path, write)
+
+
+def make_writable_dir(path: Path) -> None:
+    """Create `path` and prove a file can be written there (OSError otherwise), before
+    any long work whose results would go there."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / ".write-test"
+    probe.write_text("")
+    probe.unlink()

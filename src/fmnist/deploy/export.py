@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmnist.checkpoint import PACKAGED, atomic_write, load_model, read_description, resolve
+from fmnist.checkpoint import PACKAGED, load_model, read_description, resolve
 from fmnist.errors import FmnistError
-from fmnist.files import output_file
+from fmnist.files import atomic_write, output_file
 
 OPSET = 17  # ONNX Runtime 1.14 (2023) and later run it
 

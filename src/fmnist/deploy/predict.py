@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fmnist.checkpoint import atomic_write, load_model, read_description
+from fmnist.checkpoint import load_model, read_description
 from fmnist.data import CLASSES
 from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
-from fmnist.files import output_file, regular_file
+from fmnist.files import atomic_write, output_file, regular_file
 
 SIZE = 28  # pixels on each side of a dataset image
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # decoders we let Pillow use

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 import fmnist
-from fmnist.checkpoint import atomic_write
 from fmnist.errors import FmnistError
 from fmnist.evaluate import native_bf16
+from fmnist.files import atomic_write, make_writable_dir
 
 # environment variables that hold PyTorch and oneDNN to an older instruction set
 ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
@@ -33,15 +33,6 @@ def default_run_dir(cfg, tag: str) -> Path:
     """runs/<model>-<recipe>-<tag>-<local time>, where a run goes without --out."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg.model}-{cfg.recipe}-{tag}-{stamp}"
-
-
-def make_writable_dir(path: Path) -> None:
-    """Create `path` and prove a file can be written there (OSError otherwise), before
-    any long work whose results would go there."""
-    path.mkdir(parents=True, exist_ok=True)
-    probe = path / ".write-test"
-    probe.write_text("")
-    probe.unlink()
 
 
 def prepare_run_dir(out: str | os.PathLike | None, cfg) -> Path:

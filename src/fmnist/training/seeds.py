@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fmnist import data
-from fmnist.checkpoint import write_json
 from fmnist.errors import FmnistError
+from fmnist.files import write_json
 from fmnist.training.config import TrainConfig
 from fmnist.training.rundir import default_run_dir, environment, prepare_run_dir
 from fmnist.training.train import RunResult, train

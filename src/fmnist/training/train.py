@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from fmnist import data
-from fmnist.checkpoint import CheckpointError, save_model, write_json
+from fmnist.checkpoint import CheckpointError, save_model
 from fmnist.errors import FmnistError
 from fmnist.evaluate import evaluate_logits, infer
+from fmnist.files import write_json
 from fmnist.models import count_parameters
 from fmnist.training import distributed, resume
 from fmnist.training.build import Run, build_run, describe, prepare_data

@@ -19,9 +19,8 @@ import time
 import warnings
 from pathlib import Path
 
-from fmnist.checkpoint import write_json
 from fmnist.errors import FmnistError
-from fmnist.files import output_dir
+from fmnist.files import output_dir, write_json
 from fmnist.training.config import RECIPE_FORMAT, TrainConfig, check
 from fmnist.training.train import train
 
