@@ -67,8 +67,8 @@ def test_data_figures_are_not_blank(sample):
     ]
     for fig in figs:
         assert_not_blank(fig)
-    # class names on the axes
-    labels = [a.get_ylabel() for a in figs[0].axes if a.get_ylabel()]
+    # class names left of the rows
+    labels = [t.get_text() for t in figs[0].axes[0].get_yticklabels()]
     assert labels == [f"{i} {c}" for i, c in enumerate(CLASSES)]
     assert [t.get_text() for t in figs[1].axes[0].get_xticklabels()] == list(CLASSES)
 
@@ -166,12 +166,12 @@ def test_mistake_figures(sample):
     pairs = plots.confused_pairs(x, y, pred, cm, k=4, examples=5)
     assert_not_blank(pairs)
     top = plots.most_confused(cm, k=4)
-    labels = [a.get_ylabel() for a in pairs.axes if a.get_ylabel()]
+    labels = [t.get_text() for t in pairs.axes[0].get_yticklabels()]
     assert labels == [f"{CLASSES[t]}\n→ {CLASSES[p]}\n({n})" for t, p, n in top]
 
     fig = plots.misclassified(x, y, pred, probs.max(1), n=20)
     assert_not_blank(fig)
-    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    titles = [t.get_text() for t in fig.axes[0].texts]  # one above each image
     assert len(titles) == 20
     wrong = np.flatnonzero(y != pred)
     most = wrong[np.argmax(probs.max(1)[wrong])]
@@ -222,3 +222,28 @@ def test_save_writes_a_png(tmp_path):
     path = plots.save(plots.learning_rate(HISTORY), tmp_path / "sub" / "lr.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["lr.png"]
+
+
+def test_image_grids_are_one_image_of_the_images_shown(sample):
+    x, _ = sample
+    y, logits, pred = fake_predictions(len(x))
+    confidence = logits.max(1)
+    fig = plots.misclassified(x, y, pred, confidence, n=12, cols=5)
+    (ax,) = fig.axes
+    (image,) = ax.images
+    mosaic = image.get_array()
+    tiles = plots.common.Tiles(3, 5, gap=4, head=9)
+    wrong = np.flatnonzero(y != pred)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:12]
+    for place, i in enumerate(wrong):
+        np.testing.assert_array_equal(mosaic[tiles.cell(*divmod(place, 5))], x[i])
+    assert mosaic[tiles.cell(2, 4)].mask.all()  # an empty place draws as background
+
+
+def test_heat_maps_enlarge_smoothly_between_pixel_centers():
+    a = np.array([[0.0, 1.0], [2.0, 3.0]])
+    big = plots.explain.bilinear(a, 4)
+    assert big.shape == (8, 8)
+    # the first column runs from a[0, 0] to a[1, 0], held flat past the outer pixel centers
+    np.testing.assert_allclose(big[:, 0], [0, 0, 0.25, 0.75, 1.25, 1.75, 2, 2])
+    np.testing.assert_allclose(big, big[:, ::-1][::-1] * -1 + 3)  # symmetric about the middle

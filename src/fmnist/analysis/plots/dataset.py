@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from fmnist.analysis.plots.common import CLASS_COLORS, as_labels, figure, show_image
+from fmnist.analysis.plots.common import CLASS_COLORS, Tiles, as_labels, figure, show_tiles
 from fmnist.data import CLASSES
 
 
@@ -13,20 +13,17 @@ def sample_grid(images: np.ndarray, labels, per_class: int = 10, seed: int = 0) 
     """A row of randomly chosen images for each class, the class named on the left."""
     labels = as_labels(labels)
     rng = np.random.default_rng(seed)
-    fig = figure(per_class * 0.95 + 1.4, len(CLASSES) * 0.95 + 0.5)
-    axes = fig.subplots(len(CLASSES), per_class, squeeze=False)
-    for c, name in enumerate(CLASSES):
+    tiles = Tiles(len(CLASSES), per_class)
+    mosaic = tiles.canvas()
+    for c in range(len(CLASSES)):
         idx = np.flatnonzero(labels == c)
         pick = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
-        for j in range(per_class):
-            ax = axes[c, j]
-            if j < len(pick):
-                show_image(ax, images[pick[j]])
-            else:
-                ax.axis("off")
-        axes[c, 0].set_ylabel(
-            f"{c} {name}", rotation=0, ha="right", va="center", fontsize=10, labelpad=6
-        )
+        for j, i in enumerate(pick):
+            mosaic[tiles.cell(c, j)] = images[i]
+    fig = figure(per_class * 0.95 + 1.4, len(CLASSES) * 0.95 + 0.5)
+    ax = fig.subplots()
+    show_tiles(ax, mosaic)
+    tiles.label_rows(ax, [f"{c} {name}" for c, name in enumerate(CLASSES)], fontsize=10)
     fig.suptitle(f"Fashion-MNIST: {per_class} random images of each class", fontsize=13)
     return fig
 
@@ -54,19 +51,24 @@ def preprocessing(images: np.ndarray, labels, augmented: np.ndarray) -> Figure:
     """The same images raw (uint8 0-255), normalized as the network receives them (float
     0-1), and augmented; each row has its own color bar, so the value ranges show."""
     labels = as_labels(labels)
-    n = len(images)
     rows = [
         ("raw\nuint8 0-255", images, 255),
         ("normalized\nfloat 0-1", images.astype(np.float32) / 255.0, 1.0),
         ("augmented\nmirror + shift", augmented.astype(np.float32) / 255.0, 1.0),
     ]
-    fig = figure(n * 1.2 + 2.0, 4.6)
-    axes = fig.subplots(3, n, squeeze=False)
-    for r, (label, arr, vmax) in enumerate(rows):
-        for j in range(n):
-            show_image(axes[r, j], arr[j], CLASSES[labels[j]] if r == 0 else None, vmax=vmax)
-        fig.colorbar(axes[r, -1].images[0], ax=axes[r, :].tolist(), fraction=0.02, aspect=8)
-        axes[r, 0].set_ylabel(label, fontsize=10)
+    fig = figure(len(images) * 1.2 + 2.0, 4.6)
+    for ax, (r, (label, arr, vmax)) in zip(fig.subplots(3, 1), enumerate(rows), strict=True):
+        # room above every row, so all three are drawn at one size; the first names classes
+        tiles = Tiles(1, len(images), head=5)
+        strip = tiles.canvas()
+        for j, image in enumerate(arr):
+            strip[tiles.cell(0, j)] = image
+        show_tiles(ax, strip, vmax=vmax)
+        if r == 0:
+            for j, c in enumerate(labels):
+                tiles.title(ax, 0, j, CLASSES[c], fontsize=9)
+        fig.colorbar(ax.images[0], ax=ax, fraction=0.02, aspect=8)
+        ax.set_ylabel(label, fontsize=10)
     fig.suptitle(
         "Preprocessing: raw pixels, scaled to [0, 1] for the network, then randomly "
         "mirrored and shifted by up to 2 pixels",
@@ -78,12 +80,18 @@ def preprocessing(images: np.ndarray, labels, augmented: np.ndarray) -> Figure:
 def mean_images(images: np.ndarray, labels) -> Figure:
     """The pixel-wise mean of every class: the silhouette the network can lean on."""
     labels = as_labels(labels)
+    tiles = Tiles(2, 5, gap=5, head=6)
+    mosaic = tiles.canvas()
     fig = figure(9, 4.4)
-    axes = fig.subplots(2, 5)
-    for c, ax in enumerate(axes.flat):
+    ax = fig.subplots()
+    titles = []
+    for c in range(len(CLASSES)):
         members = images[labels == c]
-        mean = members.mean(0) if len(members) else np.zeros(images.shape[1:])
-        show_image(ax, mean, f"{CLASSES[c]} (n={len(members):,})", cmap="inferno")
+        mosaic[tiles.cell(*divmod(c, 5))] = members.mean(0) if len(members) else 0.0
+        titles.append(f"{CLASSES[c]} (n={len(members):,})")
+    show_tiles(ax, mosaic, cmap="inferno")
+    for c, title in enumerate(titles):
+        tiles.title(ax, *divmod(c, 5), title, fontsize=9)
     fig.suptitle("Mean image of each class", fontsize=13)
     return fig
 
@@ -93,22 +101,28 @@ def pixel_histograms(images: np.ndarray, labels) -> Figure:
     each against the whole set's distribution in gray."""
     labels = as_labels(labels)
     bins = np.arange(257)
-
-    def density(arr):
-        counts = np.bincount(arr.ravel(), minlength=256).astype(float)
-        return counts / max(counts.sum(), 1)
-
-    overall = density(images)
+    # one pass over the pixels: each class's counts; the whole set's and the means follow
+    counts = np.array(
+        [np.bincount(images[labels == c].ravel(), minlength=256) for c in range(len(CLASSES))],
+        dtype=float,
+    )
+    overall = counts.sum(0) / max(counts.sum(), 1)
     fig = figure(12, 5.2)
     axes = fig.subplots(2, 5, sharex=True, sharey=True)
     for c, ax in enumerate(axes.flat):
-        members = images[labels == c]
+        n = counts[c].sum()
         ax.stairs(overall, bins, color="0.6", label="all classes")
         ax.stairs(
-            density(members), bins, color=CLASS_COLORS[c], fill=True, alpha=0.7, label=CLASSES[c]
+            counts[c] / max(n, 1),
+            bins,
+            color=CLASS_COLORS[c],
+            fill=True,
+            alpha=0.7,
+            label=CLASSES[c],
         )
+        mean = counts[c] @ np.arange(256) / n if n else 0
         ax.set_yscale("log")
-        ax.set_title(f"{CLASSES[c]}  mean {members.mean() if len(members) else 0:.0f}", fontsize=9)
+        ax.set_title(f"{CLASSES[c]}  mean {mean:.0f}", fontsize=9)
         ax.set_xlim(0, 255)
     for ax in axes[1]:
         ax.set_xlabel("pixel value (0-255)")

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from fmnist.analysis.plots.common import CLASS_COLORS, as_labels, figure, show_image
+from fmnist.analysis.plots.common import CLASS_COLORS, Tiles, as_labels, figure, show_tiles
 from fmnist.data import CLASSES
 
 SHORT = [c.split("/")[0] for c in CLASSES]  # "T-shirt" fits under a matrix column
@@ -19,7 +19,7 @@ SHORT = [c.split("/")[0] for c in CLASSES]  # "T-shirt" fits under a matrix colu
 # ----------------------------------------------------------------------------
 
 
-def _matrix_panel(fig, ax, values, text, title, cmap, vmax):
+def _matrix_panel(fig, ax, values, *, text, title, cmap, vmax):
     im = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax)
     n = len(values)
     for i in range(n):
@@ -58,9 +58,17 @@ def confusion_matrix(cm) -> Figure:
     ax_counts, ax_norm = fig.subplots(1, 2)
     counts_text = [[f"{v}" for v in row] for row in cm]
     norm_text = [[percent(v) for v in row] for row in norm]
-    _matrix_panel(fig, ax_counts, cm, counts_text, "Counts", "Blues", max(cm.max(), 1))
     _matrix_panel(
-        fig, ax_norm, norm, norm_text, "Normalized by true class (rows sum to 100%)", "Blues", 1.0
+        fig, ax_counts, cm, text=counts_text, title="Counts", cmap="Blues", vmax=max(cm.max(), 1)
+    )
+    _matrix_panel(
+        fig,
+        ax_norm,
+        norm,
+        text=norm_text,
+        title="Normalized by true class (rows sum to 100%)",
+        cmap="Blues",
+        vmax=1.0,
     )
     acc = np.trace(cm) / max(cm.sum(), 1)
     fig.suptitle(f"Confusion matrix: {cm.sum():,} test images, accuracy {acc:.2%}", fontsize=13)
@@ -152,58 +160,43 @@ def most_confused(cm, k: int = 6) -> list[tuple[int, int, int]]:
     return [p for p in pairs if p[2] > 0]
 
 
-def confused_pairs(images, y_true, y_pred, cm, k: int = 6, examples: int = 8) -> Figure:
+def confused_pairs(images, y_true, y_pred, cm, *, k: int = 6, examples: int = 8) -> Figure:
     """One row per most confused (true, predicted) pair, with test images it got wrong."""
     y_true, y_pred = as_labels(y_true), as_labels(y_pred)
     pairs = most_confused(cm, k)
-    rows = max(len(pairs), 1)
-    fig = figure(examples * 1.0 + 2.6, rows * 1.15 + 0.6)
-    axes = fig.subplots(rows, examples, squeeze=False)
-    for r in range(rows):
-        for ax in axes[r]:
-            ax.axis("off")
-        if r >= len(pairs):
-            axes[r, 0].text(0, 0.5, "no mistakes", fontsize=11)
-            continue
-        t, p, count = pairs[r]
-        idx = np.flatnonzero((y_true == t) & (y_pred == p))[:examples]
-        for j, i in enumerate(idx):
-            axes[r, j].axis("on")
-            show_image(axes[r, j], images[i])
-        axes[r, 0].axis("on")
-        axes[r, 0].set_xticks([])
-        axes[r, 0].set_yticks([])
-        axes[r, 0].set_ylabel(
-            f"{CLASSES[t]}\n→ {CLASSES[p]}\n({count})",
-            rotation=0,
-            ha="right",
-            va="center",
-            fontsize=9,
-            labelpad=6,
-        )
+    tiles = Tiles(max(len(pairs), 1), examples)
+    mosaic = tiles.canvas()
+    for r, (t, p, _) in enumerate(pairs):
+        for j, i in enumerate(np.flatnonzero((y_true == t) & (y_pred == p))[:examples]):
+            mosaic[tiles.cell(r, j)] = images[i]
+    fig = figure(examples * 1.0 + 2.6, tiles.rows * 1.15 + 0.6)
+    ax = fig.subplots()
+    show_tiles(ax, mosaic)
+    if pairs:
+        labels = [f"{CLASSES[t]}\n→ {CLASSES[p]}\n({count})" for t, p, count in pairs]
+        tiles.label_rows(ax, labels, fontsize=9)
+    else:
+        ax.text(0, 0.5, "no mistakes", fontsize=11, transform=ax.transAxes)
     fig.suptitle("Most confused pairs: true class → predicted class (count)", fontsize=13)
     return fig
 
 
-def misclassified(images, y_true, y_pred, confidence, n: int = 40, cols: int = 10) -> Figure:
+def misclassified(images, y_true, y_pred, confidence, *, n: int = 40, cols: int = 10) -> Figure:
     """The most confident mistakes first: true label, prediction and its softmax probability."""
     y_true, y_pred = as_labels(y_true), as_labels(y_pred)
     confidence = np.asarray(confidence, dtype=float)
     wrong = np.flatnonzero(y_true != y_pred)
     wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:n]
-    rows = max((len(wrong) + cols - 1) // cols, 1)
-    fig = figure(cols * 1.35, rows * 1.75 + 0.5)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong, strict=False):
-        ax.axis("on")
-        show_image(ax, images[i])
-        ax.set_title(
-            f"true {SHORT[y_true[i]]}\npred {SHORT[y_pred[i]]} {confidence[i]:.0%}",
-            fontsize=8,
-            color="#b22222",
-        )
+    tiles = Tiles(max((len(wrong) + cols - 1) // cols, 1), cols, gap=4, head=9)
+    mosaic = tiles.canvas()
+    for place, i in enumerate(wrong):
+        mosaic[tiles.cell(*divmod(place, cols))] = images[i]
+    fig = figure(cols * 1.35, tiles.rows * 1.75 + 0.5)
+    ax = fig.subplots()
+    show_tiles(ax, mosaic)
+    for place, i in enumerate(wrong):
+        title = f"true {SHORT[y_true[i]]}\npred {SHORT[y_pred[i]]} {confidence[i]:.0%}"
+        tiles.title(ax, *divmod(place, cols), title, fontsize=8, color="#b22222")
     total = int((y_true != y_pred).sum())
     fig.suptitle(
         f"Misclassified test images, most confident first ({len(wrong)} of {total:,})",

@@ -22,10 +22,10 @@ def corruption_heatmap(result: dict, title: str = "") -> Figure:
     ax.set_xlabel("severity")
     for i in range(len(names)):
         for j in range(len(severities)):
-            ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center", fontsize=8,
-                    color="black" if 25 < acc[i, j] < 85 else "white")  # fmt: skip
+            color = "black" if 25 < acc[i, j] < 85 else "white"
+            ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center", fontsize=8, color=color)
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
     head = f"{title}: " if title else ""
-    ax.set_title(f"{head}clean {100 * result['clean']:.2f}%, mean under corruption "
-                 f"{100 * result['mean']:.2f}%", fontsize=10)  # fmt: skip
+    clean, mean = 100 * result["clean"], 100 * result["mean"]
+    ax.set_title(f"{head}clean {clean:.2f}%, mean under corruption {mean:.2f}%", fontsize=10)
     return fig
