@@ -25,6 +25,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", text, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_as_written(dataset, tmp_path):
     env = {
         **os.environ,
@@ -107,6 +108,7 @@ def test_load_model_refuses_an_unknown_name(tmp_path):
         fmnist.load_model(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_train_returns_the_run(dataset, tmp_path):
     result = fmnist.train(
         recipe="fast",

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from fmnist import data
@@ -65,6 +66,7 @@ def test_flip_erase_mirrors_and_erases_without_shifting():
         assert box.float().mean() > 0.9  # one filled rectangle (noise may equal a pixel)
 
 
+@pytest.mark.slow
 def test_corrupt_changes_about_half_with_the_training_corruptions(dataset):
     """`flip_corrupt`: the mirror, then one of corruptions.TRAINING on about half of the
     images, reproducible from the generator; each changed image is one of those

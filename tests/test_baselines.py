@@ -4,6 +4,7 @@ from fmnist.analysis import baselines
 from fmnist.errors import FmnistError
 
 
+@pytest.mark.slow
 def test_each_baseline_learns_on_a_slice(dataset):
     results = baselines.run(
         dataset.train_images[:2000],

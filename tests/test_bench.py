@@ -1,6 +1,7 @@
 import dataclasses
 import json
 
+import pytest
 import torch
 
 from fmnist.analysis import bench
@@ -26,6 +27,7 @@ def test_reference_model_is_the_seed_cnn():
     assert sum(p.numel() for p in ref.parameters()) == 107_554
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end_and_reports(dataset):
     ds = small(dataset)
     result = bench.run(ds, "cpu", repeats=1, epochs=1, log=lambda *a: None)

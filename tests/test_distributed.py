@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from fmnist.training import distributed
@@ -21,6 +22,7 @@ def test_shards_split_each_batch_without_overlap():
     assert torch.equal(distributed.shard(batch, distributed.SINGLE), batch)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
     run = tmp_path / "ddp"
     cmd = [

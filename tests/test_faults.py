@@ -36,6 +36,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_
     assert not (run / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_failed_save_leaves_the_previous_checkpoint(dataset, tmp_path, monkeypatch, one_thread):
     real = checkpoint.save_file
     calls = []

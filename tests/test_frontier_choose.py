@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fmnist.training.config import load_recipe, make_config
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "frontier" / "choose.py"
@@ -52,6 +54,7 @@ def test_the_fastest_candidate_clearing_the_rung_by_the_margin(tmp_path):
     assert cfg.augment == "crop_flip_erase" and "seed" not in settings
 
 
+@pytest.mark.slow
 def test_a_size_of_explore_py_is_written_as_the_package_names_it(tmp_path):
     """explore.py's own sizes (sp16x32, qw64d2) are registered models under other names
     (speed_l, quick_wd64); the recipe file names those, so the ladder can run it; a size

@@ -6,11 +6,14 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from .use_helpers import usable_model
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "load_test.py"
 
 
+@pytest.mark.slow
 def test_load_test_smoke(tiny_run, dataset, tmp_path):
     spec = importlib.util.spec_from_file_location("load_test", SCRIPT)
     load_test = importlib.util.module_from_spec(spec)

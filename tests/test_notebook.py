@@ -14,6 +14,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "fashion_mnist_an
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+@pytest.mark.slow
 def test_notebook_runs(dataset, tmp_path, monkeypatch):
     # the kernel is a fresh process: it must import this checkout and find the data the
     # dataset fixture found; the run directory it trains goes under tmp_path

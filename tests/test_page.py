@@ -181,6 +181,7 @@ def test_drag_and_drop(tab, predictor, dataset):
     assert shown(tab, "dropped.png") == expected_label(predictor, data)
 
 
+@pytest.mark.slow
 def test_drawing_is_classified(tab, predictor):
     box = tab.js(
         "(() => { const r = document.getElementById('canvas').getBoundingClientRect();"

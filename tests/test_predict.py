@@ -77,6 +77,7 @@ def test_dataset_pngs_predict_exactly_as_tensors(dataset, predictor, tmp_path):
     assert np.array_equal(read_image(tmp_path / "rgb.png"), images[0])
 
 
+@pytest.mark.slow
 def test_synthetic_photos_keep_their_label(dataset, predictor):
     rng = np.random.default_rng(7)
     idx = rng.choice(len(dataset.test_images), 120, replace=False)

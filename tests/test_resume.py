@@ -48,6 +48,7 @@ def fmnist_env():
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_like_the_uninterrupted_run(dataset, tmp_path, one_thread):
     args = ["--recipe", "fast", "--epochs", "3", "--train-limit", "1200", "--batch-size", "32"]
     cfg = make_config("fast", epochs=3, train_limit=1200, batch_size=32, device="cpu")

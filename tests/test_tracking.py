@@ -9,6 +9,7 @@ from fmnist import cli
 mlflow = pytest.importorskip("mlflow", reason="MLflow is in the [track] extra")
 
 
+@pytest.mark.slow
 def test_train_logs_to_a_local_mlflow_store(tmp_path, monkeypatch, one_thread):
     monkeypatch.chdir(tmp_path)  # the default store is ./mlflow.db
     args = ["train", "--epochs", "2", "--train-limit", "500", "--batch-size", "32", "--lr", "0.002"]

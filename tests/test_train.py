@@ -67,6 +67,7 @@ def test_small_run_learns_and_writes_a_run_directory(tiny_run, dataset):
     assert acc == pytest.approx(metrics["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tiny_run, dataset, tmp_path):
     again = train(tiny_run.config, out=tmp_path / "again", dataset=dataset, log=lambda *a: None)
     keys = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -76,6 +77,7 @@ def test_same_seed_same_numbers(tiny_run, dataset, tmp_path):
     assert again.metrics["test_accuracy"] == tiny_run.metrics["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_the_best_weights(dataset, tmp_path):
     # A learning rate far too high: validation loss gets worse after epoch 1.
     cfg = make_config("seed", epochs=6, patience=1, train_limit=2000, lr=0.5)
@@ -129,6 +131,7 @@ def test_train_config_fields_are_documented():
         assert "#" in line, f"TrainConfig.{name} has no comment"
 
 
+@pytest.mark.slow
 def test_several_seeds_give_mean_and_spread(dataset, tmp_path):
     cfg = make_config("seed", epochs=1, train_limit=2000, batch_size=32)
     out, results, summary = train_seeds(
@@ -169,6 +172,7 @@ def test_all_data_trains_on_every_image_for_a_fixed_count(dataset, tmp_path):
     assert not np.array_equal(train_idx, stratified)
 
 
+@pytest.mark.slow
 def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(few_test_images, tmp_path):
     dataset = few_test_images
     torch.manual_seed(0)
@@ -214,6 +218,7 @@ def test_bf16_step_tracks_fp32_and_a_bf16_run_learns(few_test_images, tmp_path):
     assert (fp32 == bf16).float().mean() > 0.97
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "native, model, used",
     [
@@ -307,6 +312,7 @@ def test_bias_decay_off_decays_only_the_weights(bias_decay):
     assert shrunk > 0 and (flat > 0) != bias_decay
 
 
+@pytest.mark.slow
 def test_whitened_model_learns_and_its_weight_average_keeps_the_whitening(dataset, tmp_path):
     """quick_w's first filters are set from the training images before the first step and
     stay frozen: the trained model's filters (a slow moving average of the weights, which

@@ -71,6 +71,7 @@ def workers(storage: str, tmp_path: Path, trials: int) -> None:
     assert all(getattr(cfg, k) == v for k, v in study.best_params.items())
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_sqlite_study(tmp_path):
     workers(f"sqlite:///{tmp_path / 'study.db'}", tmp_path, trials=2)
 
@@ -146,6 +147,7 @@ def postgres():
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_postgresql_study(postgres, tmp_path):
     workers(postgres, tmp_path, trials=1)
 

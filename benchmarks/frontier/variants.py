@@ -49,6 +49,7 @@ import explore  # this folder
 import torch
 import torch.nn.functional as F
 
+from fmnist.training import build, optim
 from fmnist.training import train as training
 
 NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch.optim.Muon's defaults
@@ -177,8 +178,10 @@ def resized(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def install(variant: dict) -> None:
     """Route the package's training loop through the variant."""
-    build, epoch_fn = training.build_optimizer, training.train_epoch
-    create = training.create_model
+    # the names the run looks up: build.py builds the model, optimizer and schedule,
+    # train.py runs each epoch
+    build_fn, epoch_fn = build.build_optimizer, training.train_epoch
+    create = build.create_model
 
     def create_model(name):
         model = create(name)
@@ -188,7 +191,7 @@ def install(variant: dict) -> None:
             model = with_dirac(model)
         return with_residuals(model) if variant.get("residual") else model
 
-    training.create_model = explore.create_model = create_model
+    build.create_model = explore.create_model = create_model
 
     def build_optimizer(model, cfg):
         if "muon" in variant:
@@ -204,18 +207,18 @@ def install(variant: dict) -> None:
         if "lookahead" in variant:
             k, alpha = int(variant["lookahead"]), variant.get("alpha", 0.5)
             optimizer = Lookahead(
-                training.parameter_groups(model, cfg), k, alpha,
+                optim.parameter_groups(model, cfg), k, alpha,
                 lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=True,
             )  # fmt: skip
         else:
-            optimizer = build(model, cfg)
+            optimizer = build_fn(model, cfg)
         if "biaslr" in variant:  # the one-dimensional group's scale, applied below
             if len(optimizer.param_groups) != 2:
                 raise SystemExit("biaslr=S goes with nobiasdecay")
             optimizer.param_groups[1]["lr_scale"] = variant["biaslr"]
         return optimizer
 
-    schedule = training.build_scheduler
+    schedule = build.build_scheduler
 
     def build_scheduler(optimizer, cfg, steps_per_epoch):
         scheduler = schedule(optimizer, cfg, steps_per_epoch)
@@ -226,7 +229,7 @@ def install(variant: dict) -> None:
                     group[key] *= scale
         return scheduler
 
-    training.build_scheduler = build_scheduler
+    build.build_scheduler = build_scheduler
     state = {"epoch": 0, "first": None}
 
     def train_epoch(model, optimizer, images, labels, cfg, *args, **kwargs):
@@ -249,7 +252,7 @@ def install(variant: dict) -> None:
                 images = resized(images, int(variant["small"]))
         return epoch_fn(model, optimizer, images, labels, cfg, *args, **kwargs)
 
-    training.build_optimizer, training.train_epoch = build_optimizer, train_epoch
+    build.build_optimizer, training.train_epoch = build_optimizer, train_epoch
 
 
 def main(out: str, name: str, tag: str) -> None:
