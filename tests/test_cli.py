@@ -236,3 +236,122 @@ def test_benchmarks_refuse_an_unwritable_results_file_before_measuring(tmp_path,
     for command in ("bench", "baselines"):
         res = forked(command, "--json", blocker / "out.json")
         assert_user_error(res, "cannot write the results")
+
+
+# One dialect: a trained model is --model MODEL (default best) on every command that uses
+# one; evaluate, explain and robustness still take it as their first positional.
+
+
+def parsed(*argv):
+    from fmnist.cli import build_parser
+
+    return build_parser().parse_args([str(a) for a in argv])
+
+
+@pytest.mark.parametrize(
+    ("argv", "model"),
+    [
+        (["evaluate"], "best"),
+        (["evaluate", "default"], "default"),
+        (["evaluate", "--model", "best"], "best"),
+        (["evaluate", "--model", "default", "--json"], "default"),
+        (["robustness"], "best"),
+        (["robustness", "default"], "default"),
+        (["robustness", "--model", "default"], "default"),
+    ],
+)
+def test_model_flag_or_positional(argv, model):
+    from fmnist.cli.common import chosen_model
+
+    args = parsed(*argv)
+    assert chosen_model(args, args.model_positional) == model
+
+
+@pytest.mark.parametrize("command", ["predict", "serve", "export"])
+def test_model_flag_defaults_to_best(command):
+    extra = {"predict": ["x.png"], "serve": [], "export": ["--format", "onnx"]}[command]
+    assert parsed(command, *extra).model == "best"
+    assert parsed(command, "--model", "default", *extra).model == "default"
+
+
+def test_explain_takes_a_positional_model_only_where_it_names_one(tiny_run, tmp_path):
+    from fmnist.cli.trust import model_and_images
+
+    run, weights = tiny_run.run_dir, tiny_run.run_dir / "model.safetensors"
+    cases = [
+        (["a.png"], ("best", ["a.png"])),
+        (["a.png", "b.png"], ("best", ["a.png", "b.png"])),
+        (["--model", "default", "a.png"], ("default", ["a.png"])),
+        (["--model", "default", "a.png", "b.png"], ("default", ["a.png", "b.png"])),
+        (["default", "a.png"], ("default", ["a.png"])),
+        (["best", "a.png", "b.png"], ("best", ["a.png", "b.png"])),
+        ([run, "a.png"], (str(run), ["a.png"])),
+        ([weights, "a.png"], (str(weights), ["a.png"])),
+        ([tmp_path, "a.png"], ("best", [str(tmp_path), "a.png"])),  # a folder of images
+    ]
+    for argv, expected in cases:
+        assert model_and_images(parsed("explain", *argv)) == expected, argv
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["evaluate", "--model", "best", "default"], "two models"),
+        (["robustness", "default", "--model", "best"], "two models"),
+        (["explain", "--model", "best", "default", "a.png"], "two models"),
+        (["explain", "--model", "default", "best"], "two models"),
+        (["explain", "default"], "give the images"),
+    ],
+)
+def test_a_model_given_twice_or_alone_is_one_line(forked, argv, fragment):
+    assert_user_error(forked(*argv), fragment)
+
+
+def test_evaluate_with_the_model_flag(tiny_run, forked):
+    res = forked("evaluate", "--model", tiny_run.run_dir, "--json", "--no-download")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["model"] == str(tiny_run.run_dir)
+    assert out["test_accuracy"] == pytest.approx(tiny_run.metrics["test_accuracy"])
+
+
+@pytest.mark.parametrize("command", ["bench", "baselines"])
+@pytest.mark.parametrize("flag", ["--out", "--json"])
+def test_a_results_file_is_out_and_json_still_works(command, flag):
+    assert parsed(command, flag, "r.json").out == "r.json"
+
+
+def test_version():
+    res = fmnist("--version")
+    assert res.returncode == 0, res.stderr
+    from fmnist import __version__
+
+    assert res.stdout.strip() == f"fmnist {__version__}"
+
+
+def test_models_says_what_each_is(forked):
+    from fmnist.models import describe, list_models
+
+    res = forked("models")
+    assert res.returncode == 0, res.stderr
+    for name in list_models():
+        (line,) = [ln for ln in res.stdout.splitlines() if ln.split()[:1] == [name]]
+        assert line.endswith(describe(name)), line
+
+
+def test_output_cut_short_by_its_reader_is_quiet():
+    # the reader went away before a byte was read (fmnist ... | head): no error, status 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "fmnist", "models", "--summary"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")},
+            timeout=300,
+        )
+    finally:
+        os.close(write_end)
+    assert (res.returncode, res.stderr) == (0, "")

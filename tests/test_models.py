@@ -10,6 +10,7 @@ from fmnist.models import (
     ModelError,
     count_parameters,
     create_model,
+    describe,
     list_models,
     summary,
 )
@@ -22,6 +23,12 @@ def test_every_registered_model_builds_and_runs(name):
     out = model(torch.rand(3, 1, 28, 28))
     assert out.shape == (3, 10) and torch.isfinite(out).all()
     assert f'Model: "{name}"' in summary(model)
+
+
+def test_every_registered_model_says_what_it_is():
+    for name in list_models():
+        text = describe(name)
+        assert text.strip() and "\n" not in text, name
 
 
 def test_unknown_model_lists_known_ones():

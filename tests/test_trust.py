@@ -143,6 +143,10 @@ def test_explain_command_writes_a_figure_per_image(tmp_path, dataset, capsys):
     assert len(rows) == 1 and len(rows[0]["top"]) == 3
     assert set(rows[0]["attributions"]) == {"gradcam"}
     assert not (tmp_path / "explain").exists()  # --json writes no figures
+    argv = ["explain", "--model", "default", str(tmp_path / "item1.png"), "--json"]
+    assert cli.main([*argv, "--method", "occlusion"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["file"].endswith("item1.png") and set(row["attributions"]) == {"occlusion"}
 
 
 @pytest.mark.parametrize(
@@ -154,6 +158,9 @@ def test_explain_command_writes_a_figure_per_image(tmp_path, dataset, capsys):
         (["robustness", "default", "--severities", "6"], "1 to 5"),
         (["robustness", "default", "--severities", "0"], "1 to 5"),
         (["robustness", "default", "--limit", "0"], "--limit"),
+        (["robustness", "--model", "default", "--limit", "0"], "--limit"),
+        (["robustness", "--model", "default", "best"], "two models"),
+        (["explain", "--model", "default", "{bad}"], "not an image"),
         (["robustness", "default", "--figure", "/proc/x.png"], "cannot write"),
     ],
 )

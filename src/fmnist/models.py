@@ -1,4 +1,5 @@
-"""Model registry: @register(name, ArgsDataclass), create_model(name, **kw), list_models().
+"""Model registry: @register(name, ArgsDataclass, description=...), create_model(name, **kw),
+list_models(), describe(name).
 
 Every model takes float pixels in [0, 1] shaped (N, 1, 28, 28) and returns logits (N, 10).
 Its architecture arguments live in a small dataclass, saved beside the weights.
@@ -17,24 +18,29 @@ from torch import nn
 from fmnist.errors import FmnistError
 
 _REGISTRY: dict[str, tuple[type, type]] = {}
+_DESCRIPTIONS: dict[str, str] = {}  # name -> one line in plain words, for `fmnist models`
 
 
 class ModelError(FmnistError):
     pass
 
 
-def register(name: str, args_cls: type) -> Callable[[type], type]:
+def register(name: str, args_cls: type, *, description: str = "") -> Callable[[type], type]:
+    """Register a model class under `name`; `description` is one line saying what it is
+    (without one: the first line of the class's docstring)."""
+
     def wrap(cls: type) -> type:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = (cls, args_cls)
+        _DESCRIPTIONS[name] = description or (cls.__doc__ or "").strip().split("\n")[0]
         cls.model_name = name
         return cls
 
     return wrap
 
 
-def register_size(name: str, base: str, **defaults) -> None:
+def register_size(name: str, base: str, *, description: str = "", **defaults) -> None:
     """Register model `base` again as `name` with other argument defaults: a size a recipe
     can name (its arguments stay overridable, and a model file records them all)."""
     base_cls, base_args = _REGISTRY[base]
@@ -44,11 +50,21 @@ def register_size(name: str, base: str, **defaults) -> None:
         bases=(base_args,),
         frozen=True,
     )
-    register(name, args_cls)(type(name, (base_cls,), {}))
+    sizes = ", ".join(f"{k}={v}" for k, v in defaults.items())
+    register(name, args_cls, description=description or f"{base} with {sizes}")(
+        type(name, (base_cls,), {})
+    )
 
 
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def describe(name: str) -> str:
+    """What model `name` is, in one line."""
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _DESCRIPTIONS[name]
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -148,7 +164,12 @@ class SeedCNNArgs:
     dropout: float = 0.2  # after each of the two hidden dense layers
 
 
-@register("seed_cnn", SeedCNNArgs)
+@register(
+    "seed_cnn",
+    SeedCNNArgs,
+    description="the tutorial's CNN: two 5x5 convolutions (6 and 16 channels), each with "
+    "BatchNorm and max-pooling, then dense layers of 128, 32 and 10",
+)
 class SeedCNN(nn.Module):
     """Conv 6@5x5, BN, MaxPool, Conv 16@5x5, BN, MaxPool, Dense 128, Dense 32, Dense 10.
 
@@ -229,7 +250,12 @@ class WideCNNArgs:
     dropout: float = 0.3  # before the classifier
 
 
-@register("wide_cnn", WideCNNArgs)
+@register(
+    "wide_cnn",
+    WideCNNArgs,
+    description="three stages of two 3x3 convolutions with BatchNorm (32, 64, 128 channels), "
+    "max-pooling between them, global average pooling, one linear layer",
+)
 class WideCNN(nn.Module):
     """Three blocks of two 3x3 conv-BN-ReLU layers (28, 14, 7 pixels), global pooling, linear."""
 
@@ -258,8 +284,12 @@ class WideCNN(nn.Module):
 
 
 # wider wide_cnn, for a GPU, where a step costs more than its FLOPs
-register_size("wide_cnn64", "wide_cnn", width=64)
-register_size("wide_cnn96", "wide_cnn", width=96)
+register_size(
+    "wide_cnn64", "wide_cnn", width=64, description="wide_cnn at width 64: 64, 128, 256 channels"
+)
+register_size(
+    "wide_cnn96", "wide_cnn", width=96, description="wide_cnn at width 96: 96, 192, 384 channels"
+)
 
 
 class BasicBlock(nn.Module):
@@ -287,7 +317,12 @@ class ResNetArgs:
     width: int = 16  # channels of the first stage; doubled at each of the next two
 
 
-@register("resnet20", ResNetArgs)
+@register(
+    "resnet20",
+    ResNetArgs,
+    description="the CIFAR ResNet-20 of He et al. (2016): three stages of three residual "
+    "blocks of two 3x3 convolutions (16, 32, 64 channels)",
+)
 class ResNet(nn.Module):
     """The CIFAR ResNet of He et al. (2016): three stages of n basic blocks (28, 14, 7 pixels)."""
 
@@ -332,7 +367,12 @@ def conv_bn_gelu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), bn, nn.GELU()]
 
 
-@register("speed_cnn", SpeedCNNArgs)
+@register(
+    "speed_cnn",
+    SpeedCNNArgs,
+    description="airbench's shape: a learned 3x3 convolution of 24 channels at 28x28, then "
+    "three blocks of convolution, max-pooling, convolution (48, 96, 192 channels)",
+)
 class SpeedCNN(nn.Module):
     """airbench's shape at 28x28: a 3x3 stem, then blocks of conv, 2x2 max-pool, conv;
     global max pooling and a linear layer whose logits are scaled down (1/9, as airbench)."""
@@ -362,9 +402,27 @@ class SpeedCNN(nn.Module):
 
 # Sizes of speed_cnn for the accuracy/time ladder (fmnist bench --ladder), by name, so a
 # recipe names one; MFLOP per image in `fmnist models`.
-register_size("speed_s", "speed_cnn", stem=8, width=16)
-register_size("speed_m", "speed_cnn", stem=16, width=24)
-register_size("speed_l", "speed_cnn", stem=16, width=32)
+register_size(
+    "speed_s",
+    "speed_cnn",
+    stem=8,
+    width=16,
+    description="speed_cnn, narrow: a first convolution of 8 channels, blocks of 16, 32, 64",
+)
+register_size(
+    "speed_m",
+    "speed_cnn",
+    stem=16,
+    width=24,
+    description="speed_cnn, medium: a first convolution of 16 channels, blocks of 24, 48, 96",
+)
+register_size(
+    "speed_l",
+    "speed_cnn",
+    stem=16,
+    width=32,
+    description="speed_cnn, large: a first convolution of 16 channels, blocks of 32, 64, 128",
+)
 
 
 def conv_pool_bn_gelu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
@@ -381,7 +439,12 @@ class QuickCNNArgs:
     width: int = 16  # channels of the 5x5 first convolution; doubled at each of the next two
 
 
-@register("quick_cnn", QuickCNNArgs)
+@register(
+    "quick_cnn",
+    QuickCNNArgs,
+    description="three stages of one convolution (5x5, then 3x3) and max-pooling "
+    "(16, 32, 64 channels), one linear layer",
+)
 class QuickCNN(nn.Module):
     """Three stages of conv, 2x2 max-pool, BatchNorm (no learned scale), GELU: 28 -> 14 -> 7
     -> 3 pixels, then one linear layer. Pooling before BatchNorm and GELU makes them run on a
@@ -424,7 +487,12 @@ class QuickWhitenedArgs:
     depth: int = 1  # convolutions per stage: 2 adds one after the pooling, as speed_cnn's
 
 
-@register("quick_w", QuickWhitenedArgs)
+@register(
+    "quick_w",
+    QuickWhitenedArgs,
+    description="a frozen whitening layer on 3x3 patches, then two stages of one 3x3 "
+    "convolution and max-pooling (32, 64 channels)",
+)
 class QuickWhitened(nn.Module):
     """quick_cnn with a first convolution that is not learned: the eigenvectors of the
     training images' patch covariance, each scaled to unit variance, with its negative
@@ -484,12 +552,43 @@ class QuickWhitened(nn.Module):
 
 
 # Sizes of quick_cnn and quick_w for the accuracy/time ladder, by name
-register_size("quick_m", "quick_cnn", width=24)
-register_size("quick_w2", "quick_w", patch=2)
-register_size("quick_wd", "quick_w", depth=2)
-register_size("quick_wd40", "quick_w", depth=2, width=40)
-register_size("quick_wd48", "quick_w", depth=2, width=48)
-register_size("quick_wd64", "quick_w", depth=2, width=64)
+register_size(
+    "quick_m", "quick_cnn", width=24, description="quick_cnn at width 24: 24, 48, 96 channels"
+)
+register_size(
+    "quick_w2",
+    "quick_w",
+    patch=2,
+    description="a frozen whitening layer on 2x2 patches, then two stages of one 3x3 "
+    "convolution and max-pooling (32, 64 channels)",
+)
+register_size(
+    "quick_wd",
+    "quick_w",
+    depth=2,
+    description="a frozen whitening layer then two 3x3 convolutions per stage, width 32",
+)
+register_size(
+    "quick_wd40",
+    "quick_w",
+    depth=2,
+    width=40,
+    description="a frozen whitening layer then two 3x3 convolutions per stage, width 40",
+)
+register_size(
+    "quick_wd48",
+    "quick_w",
+    depth=2,
+    width=48,
+    description="a frozen whitening layer then two 3x3 convolutions per stage, width 48",
+)
+register_size(
+    "quick_wd64",
+    "quick_w",
+    depth=2,
+    width=64,
+    description="a frozen whitening layer then two 3x3 convolutions per stage, width 64",
+)
 
 
 # ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The `fmnist` command: parse flags, call one stage, print. No logic of its own.
 
-One module per stage (data, training, analysis, deploy); each command is a handler
+One module per stage (data, training, analysis, trust, deploy); each command is a handler
 `cmd_x(args)` beside the function `add_x(sub)` that declares its flags.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from fmnist.cli import analysis, data, deploy, training
+from fmnist import __version__
+from fmnist.cli import analysis, data, deploy, training, trust
 from fmnist.cli.common import Parser
 from fmnist.errors import FmnistError
 
@@ -18,8 +19,9 @@ def build_parser() -> Parser:
     p = Parser(
         prog="fmnist", description="Train, inspect, serve and export CNNs for Fashion-MNIST."
     )
+    p.add_argument("--version", action="version", version=f"fmnist {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for group in (data, training, analysis, deploy):
+    for group in (data, training, analysis, trust, deploy):
         for add in group.COMMANDS:
             add(sub)
     return p
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FmnistError as e:
         return _fail(args.command, str(e))
+    except BrokenPipeError:  # an OSError too: caught first
+        # the reader went away (fmnist ... | head): stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         # the file system refused something no check foresaw: still one line, status 2
         where = f"{e.filename}: " if e.filename else ""
@@ -44,10 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"fmnist {args.command}: interrupted\n")
         return 130
-    except BrokenPipeError:
-        # the reader went away (fmnist ... | head): stop quietly, as other Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

@@ -1,16 +1,49 @@
-"""What every command shares: the parser class, the data flags, benchmark result files."""
+"""What every command shares: the parser and its help, the MODEL flags, the data flags,
+benchmark result files."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from fmnist.errors import FmnistError
 
 
+def shown(value) -> str:
+    """A default as a user would type it: a list as its items, space-separated."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's real default, read from the parser, after its help. Left out for a flag
+    that takes no value, for a default of None (the help says where the value comes from
+    then: "default: the recipe's") and where the help already names its default."""
+
+    def _get_help_string(self, action):
+        return action.help or ""  # the default is added after the %-expansion, not in it
+
+    def _expand_help(self, action):
+        text = super()._expand_help(action)
+        if (
+            action.option_strings
+            and action.nargs != 0
+            and action.default not in (None, argparse.SUPPRESS)
+            and "default:" not in text
+        ):
+            text += f" (default: {shown(action.default)})"
+        return text
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr and exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -29,13 +62,59 @@ MODEL_HELP = (
     "default or best (the models that come with the package), a run directory or a "
     ".safetensors model file"
 )
+DEFAULT_MODEL = "best"
+
+
+class _TypedModel(argparse.Action):
+    """--model's value, noting that it was typed: a positional MODEL beside it is a second
+    model, refused rather than one of them silently ignored."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.model_typed = True
+
+
+def model_flag(sp, *, positional: bool = False) -> None:
+    """--model MODEL, for a command that uses a trained model; with `positional`, also the
+    older form, a MODEL before the other arguments."""
+    sp.add_argument(
+        "--model", default=DEFAULT_MODEL, metavar="MODEL", action=_TypedModel, help=MODEL_HELP
+    )
+    if positional:
+        sp.add_argument(
+            "model_positional", nargs="?", metavar="MODEL", help="the same as --model MODEL"
+        )
+    sp.set_defaults(model_typed=False)
+
+
+def names_a_model(arg: str) -> bool:
+    """Whether a positional argument is a model (default, best, a run directory or a
+    .safetensors file) rather than an image or a folder of images."""
+    from fmnist.checkpoint import PACKAGED
+
+    return (
+        arg in PACKAGED
+        or arg.endswith(".safetensors")
+        or os.path.isfile(os.path.join(arg, "model.safetensors"))
+    )
+
+
+def chosen_model(args, positional: str | None) -> str:
+    """The model of --model or of a positional MODEL, refusing both."""
+    if positional is None:
+        return args.model
+    if args.model_typed:
+        raise FmnistError(
+            f"two models: --model {args.model} and {positional}; give one, as --model MODEL"
+        )
+    return positional
 
 
 def data_flags(sp) -> None:
     """--data-dir and --no-download, for every command that reads the dataset."""
     sp.add_argument(
         "--data-dir",
-        help="folder with the four IDX files (default: $FMNIST_DATA_DIR, the user cache, "
+        help="folder with the four IDX files (without it: $FMNIST_DATA_DIR, the user cache, "
         "then /usr/share/datasets/fashion-mnist)",
     )
     sp.add_argument(
@@ -44,6 +123,11 @@ def data_flags(sp) -> None:
         action="store_false",
         help="never download; fail if no local copy is found",
     )
+
+
+def results_flag(sp, where: str) -> None:
+    """--out FILE for a benchmark's JSON record; --json FILE, its older name, still works."""
+    sp.add_argument("--out", "--json", metavar="FILE", help=f"results file (default: {where})")
 
 
 def results_file(path: str | None, default: str):

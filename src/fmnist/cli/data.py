@@ -38,7 +38,7 @@ def add_data(sub) -> None:
     )
     data_flags(sp)
     sp.add_argument(
-        "--download", action="store_true", help="download if no copy is found (default)"
+        "--download", action="store_true", help="download if no copy is found (the default)"
     )
     sp.add_argument(
         "--export",
@@ -50,22 +50,23 @@ def add_data(sub) -> None:
 
 
 def cmd_models(args) -> int:
-    from fmnist.models import count_parameters, create_model, flops, list_models, summary
+    from fmnist.models import count_parameters, create_model, describe, flops, list_models, summary
 
     if not args.summary:
-        print(f"{'model':<12}{'parameters':>12}{'statistics':>12}{'MFLOP/image':>14}")
+        print(f"{'model':<12}{'parameters':>12}{'statistics':>12}{'MFLOP/image':>14}  what it is")
     for name in list_models():
         model = create_model(name)
         if args.summary:
-            print(summary(model) + "\n")
+            print(f"{describe(name)}\n{summary(model)}\n")
         else:
             trainable, stats = count_parameters(model)
-            print(f"{name:<12}{trainable:>12,}{stats:>12,}{flops(model) / 1e6:>14,.2f}")
+            mflop = flops(model) / 1e6
+            print(f"{name:<12}{trainable:>12,}{stats:>12,}{mflop:>14,.2f}  {describe(name)}")
     return 0
 
 
 def add_models(sub) -> None:
-    sp = sub.add_parser("models", help="list the registered models")
+    sp = sub.add_parser("models", help="the registered models: what each is, its size and cost")
     sp.add_argument("--summary", action="store_true", help="print each model's layer table")
     sp.set_defaults(func=cmd_models)
 

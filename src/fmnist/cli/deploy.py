@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fmnist.cli.common import MODEL_HELP
-
-
-def model_flag(sp) -> None:
-    sp.add_argument(
-        "--model", default="best", metavar="MODEL", help=MODEL_HELP + " (default: best)"
-    )
+from fmnist.cli.common import model_flag
 
 
 def cmd_predict(args) -> int:
@@ -34,7 +28,7 @@ def add_predict(sub) -> None:
     sp = sub.add_parser("predict", help="classify your own images (photos or 28x28 images)")
     model_flag(sp)
     sp.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="image files or folders")
-    sp.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: 3)")
+    sp.add_argument("--top-k", type=int, default=3, help="classes shown per image")
     out = sp.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON list")
     out.add_argument("--csv", metavar="FILE", help="write a CSV file (file, rank, label, ...)")
@@ -51,8 +45,8 @@ def cmd_serve(args) -> int:
 def add_serve(sub) -> None:
     sp = sub.add_parser("serve", help="HTTP API and web page for a model")
     model_flag(sp)
-    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    sp.add_argument("--port", type=int, default=8000, help="(default: 8000)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sp.add_argument("--port", type=int, default=8000, help="port to listen on")
     sp.set_defaults(func=cmd_serve)
 
 

@@ -1,44 +1,83 @@
-"""Training commands: `fmnist train` (one run, seeds, resume, torchrun) and `fmnist tune`."""
+"""Training commands: `fmnist train` (one run, seeds, resume, torchrun), `fmnist tune` and
+`fmnist recipes`."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
 
-from fmnist.cli.common import data_flags
+from fmnist.cli.common import data_flags, shown
 from fmnist.errors import FmnistError
 from fmnist.files import output_dir, output_file
+
+DEFAULT_RECIPE = "seed"  # what train and tune start from
+DEVICES = ["cpu", "cuda", "auto"]
+
+
+@functools.cache
+def recipe_config(recipe: str):
+    from fmnist.training.config import make_config
+
+    return make_config(recipe)
+
+
+def default_in(setting: str, recipe: str = DEFAULT_RECIPE) -> str:
+    """A flag whose value, left out, is the recipe's: its help ends "(default: the recipe's;
+    seed: 30)", the value in the recipe the command starts from, read from the code."""
+    return f"(default: the recipe's; {recipe}: {shown(getattr(recipe_config(recipe), setting))})"
+
+
+def recipe_help(what: str) -> str:
+    """--recipe's help: the names in the registry, then a recipe file."""
+    from fmnist.training.recipes import RECIPES
+
+    return (
+        f"{what}: {', '.join(RECIPES)} (fmnist recipes says what each is), or a recipe file "
+        "fmnist tune wrote"
+    )
 
 
 def cmd_train(args) -> int:
     from fmnist.training import distributed
-    from fmnist.training.config import SETTING_FLAGS, make_config
-    from fmnist.training.resume import resume_config
-    from fmnist.training.train import train
 
-    if args.resume:
-        given = [f for f in SETTING_FLAGS + ("out", "device") if getattr(args, f) is not None]
-        if given or args.recipe != "seed" or args.sync_bn:
-            flags = ", ".join("--" + f.replace("_", "-") for f in given) or "--recipe/--sync-bn"
-            raise FmnistError(
-                f"--resume continues {args.resume} with the settings it started with; drop {flags}"
-            )
-        cfg = resume_config(args.resume)
-    else:
-        cfg = make_config(
-            args.recipe,
-            **{f: getattr(args, f) for f in SETTING_FLAGS},
-            device=args.device,
-            sync_bn=args.sync_bn or None,
-        )
+    cfg = train_config(args)
     if args.seeds < 1:
         raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
     if args.seeds > 1:
         if args.resume or args.mlflow is not None or distributed.from_environment().active:
             raise FmnistError("--seeds runs in one process; drop --resume, --mlflow or torchrun")
         return train_several(cfg, args)
-    lead = distributed.rank() == 0
+    return train_once(cfg, args)
+
+
+def train_config(args):
+    """The run's settings: those a resumed run started with, or the recipe's under the flags."""
+    from fmnist.training.config import SETTING_FLAGS, make_config
+    from fmnist.training.resume import resume_config
+
+    if not args.resume:
+        return make_config(
+            args.recipe,
+            **{f: getattr(args, f) for f in SETTING_FLAGS},
+            device=args.device,
+            sync_bn=args.sync_bn or None,
+        )
+    given = [f for f in SETTING_FLAGS + ("out", "device") if getattr(args, f) is not None]
+    if given or args.recipe != DEFAULT_RECIPE or args.sync_bn:
+        flags = ", ".join("--" + f.replace("_", "-") for f in given) or "--recipe/--sync-bn"
+        raise FmnistError(
+            f"--resume continues {args.resume} with the settings it started with; drop {flags}"
+        )
+    return resume_config(args.resume)
+
+
+def train_once(cfg, args) -> int:
+    from fmnist.training import distributed
+    from fmnist.training.train import train
+
+    lead = distributed.rank() == 0  # under torchrun, the one process that reports
     tracker = None
     if args.mlflow is not None and lead:
         from fmnist.training.tracking import Tracker
@@ -46,13 +85,7 @@ def cmd_train(args) -> int:
         tracker = Tracker(args.mlflow or None)
     try:
         if tracker is not None:
-            history = []
-            if args.resume:
-                from fmnist.training.resume import load
-
-                history = load(args.resume)[1]["history"]
-            name = args.resume or args.out or f"{cfg.model}-{cfg.recipe}-s{cfg.seed}"
-            tracker.start(cfg, run_name=Path(name).name, history=history)
+            start_tracking(tracker, cfg, args)
         result = train(
             cfg,
             out=args.resume or args.out,
@@ -61,28 +94,42 @@ def cmd_train(args) -> int:
             on_epoch=tracker.epoch if tracker else None,
             resume_run=bool(args.resume),
         )
-        if not lead:
-            return 0
-        m = result.metrics
-        print(
-            f"\ntest accuracy {m['test_accuracy']:.2%}  test loss {m['test_loss']:.4f}  "
-            f"best epoch {m['best_epoch']}/{m['epochs']}  training {m['train_s']:.1f}s"
-        )
-        print(f"run directory: {result.run_dir}")
-        print(f"model: {result.run_dir / 'model.safetensors'}")
-        if args.report:
-            from fmnist.analysis.report import write_report
-
-            page = write_report(result.run_dir, data_dir=args.data_dir, download=args.download)
-            print(f"report: {page}")
-        if tracker is not None:
-            tracker.finish(result.run_dir, m)
-            print(f"mlflow: run {tracker.run_id} in {tracker.uri}")
+        if lead:
+            finish_run(result, args, tracker)
     except BaseException:
         if tracker is not None:
             tracker.fail()
         raise
     return 0
+
+
+def start_tracking(tracker, cfg, args) -> None:
+    """An MLflow run named as the run directory; a resumed run's epochs so far logged first."""
+    history = []
+    if args.resume:
+        from fmnist.training.resume import load
+
+        history = load(args.resume)[1]["history"]
+    name = args.resume or args.out or f"{cfg.model}-{cfg.recipe}-s{cfg.seed}"
+    tracker.start(cfg, run_name=Path(name).name, history=history)
+
+
+def finish_run(result, args, tracker) -> None:
+    m = result.metrics
+    print(
+        f"\ntest accuracy {m['test_accuracy']:.2%}  test loss {m['test_loss']:.4f}  "
+        f"best epoch {m['best_epoch']}/{m['epochs']}  training {m['train_s']:.1f}s"
+    )
+    print(f"run directory: {result.run_dir}")
+    print(f"model: {result.run_dir / 'model.safetensors'}")
+    if args.report:
+        from fmnist.analysis.report import write_report
+
+        page = write_report(result.run_dir, data_dir=args.data_dir, download=args.download)
+        print(f"report: {page}")
+    if tracker is not None:
+        tracker.finish(result.run_dir, m)
+        print(f"mlflow: run {tracker.run_id} in {tracker.uri}")
 
 
 def train_several(cfg, args) -> int:
@@ -110,83 +157,97 @@ def train_several(cfg, args) -> int:
 
 def add_train(sub) -> None:
     sp = sub.add_parser("train", help="train a model and write a run directory")
-    sp.add_argument("--model", help="registry name (default: seed_cnn)")
-    sp.add_argument(
-        "--recipe",
-        default="seed",
-        help="preset of settings: seed, fast, or a recipe file fmnist tune wrote (default: seed)",
+    sp.add_argument("--recipe", default=DEFAULT_RECIPE, help=recipe_help("preset of settings"))
+    setting_flags(sp.add_argument_group("settings, each on top of the recipe's"))
+    run_flags(sp.add_argument_group("the run"))
+    data_flags(sp)
+    sp.set_defaults(func=cmd_train)
+
+
+def setting_flags(group) -> None:
+    """The training settings a flag can set (fmnist.training.config.SETTING_FLAGS, and the
+    device); left out, each is the recipe's."""
+    group.add_argument(
+        "--model", help="architecture, a name fmnist models lists " + default_in("model")
     )
-    sp.add_argument("--epochs", type=int, help="maximum epochs (default: 30)")
-    sp.add_argument("--batch-size", type=int, help="images per step, all processes (default: 128)")
-    sp.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
-    sp.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: 5)")
-    sp.add_argument("--seed", type=int, help="random seed (default: 0)")
-    sp.add_argument(
-        "--seeds",
-        type=int,
-        default=1,
-        help="train this many seeds (seed, seed+1, ...) and report mean ± std (default: 1)",
+    group.add_argument("--epochs", type=int, help="maximum epochs " + default_in("epochs"))
+    group.add_argument(
+        "--batch-size", type=int, help="images per step, all processes " + default_in("batch_size")
     )
-    sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
-    sp.add_argument(
+    group.add_argument("--lr", type=float, help="learning rate " + default_in("lr"))
+    group.add_argument(
+        "--patience", type=int, help="early-stopping patience in epochs " + default_in("patience")
+    )
+    group.add_argument("--seed", type=int, help="random seed " + default_in("seed"))
+    group.add_argument("--device", choices=DEVICES, help="where to train " + default_in("device"))
+    group.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16"],
         help="bf16: convolutions and matmuls in bfloat16 under autocast; auto: bf16 where the "
-        "device runs it natively (AVX-512 BF16, AMX, CUDA), else fp32 (default: auto)",
+        "device runs it natively (AVX-512 BF16, AMX, CUDA), else fp32 " + default_in("precision"),
     )
-    sp.add_argument(
+    group.add_argument(
         "--channels-last",
         action="store_const",
         const=True,
-        help="NHWC activations (default: the recipe's)",
+        help="NHWC activations " + default_in("channels_last"),
     )
-    sp.add_argument(
+    group.add_argument(
         "--train-limit", type=int, help="train on the first N images only (default: all)"
     )
-    sp.add_argument(
+    group.add_argument(
         "--all-data",
         action="store_const",
         const=True,
         help="train on all 60,000 training images for exactly --epochs epochs (chosen on "
         "validation beforehand), keeping the last; no validation split",
     )
-    sp.add_argument(
+    group.add_argument(
         "--augment",
         metavar="KIND",
         help="batch augmentation: none, flip, flip_erase, crop_flip, crop_flip_erase, or "
         "flip_corrupt / crop_flip_corrupt (half the images get a random corruption) "
-        "(default: the recipe's)",
+        + default_in("augment"),
     )
-    sp.add_argument(
+    group.add_argument(
         "--exclude",
         metavar="FILE",
         help="leave these training images out: an audit.json (fmnist audit) or a list of "
         "indices (JSON, or one per line)",
     )
-    sp.add_argument("--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)")
-    sp.add_argument(
+
+
+def run_flags(group) -> None:
+    """Where the run goes and what it does beside training."""
+    group.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train this many seeds (seed, seed+1, ...) and report mean ± std",
+    )
+    group.add_argument(
+        "--out", help="run directory (default: runs/<model>-<recipe>-s<seed>-<time>)"
+    )
+    group.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an unfinished run from its last end-of-epoch checkpoint",
     )
-    sp.add_argument(
+    group.add_argument(
         "--sync-bn",
         action="store_true",
-        help="under torchrun on GPUs: BatchNorm statistics over all processes "
-        "(default: per process)",
+        help="under torchrun on GPUs: BatchNorm statistics over all processes, not per process",
     )
-    sp.add_argument(
+    group.add_argument(
         "--mlflow",
         nargs="?",
         const="",
         metavar="URI",
-        help="also log to MLflow (default store: sqlite:///mlflow.db in this directory)",
+        help="also log to MLflow (without a URI: sqlite:///mlflow.db in this directory)",
     )
-    sp.add_argument(
+    group.add_argument(
         "--no-report", dest="report", action="store_false", help="skip report.html at the end"
     )
-    data_flags(sp)
-    sp.set_defaults(func=cmd_train)
 
 
 def cmd_tune(args) -> int:
@@ -235,18 +296,22 @@ def add_tune(sub) -> None:
     sp = sub.add_parser(
         "tune", help="search hyperparameters with Optuna; write the best as a recipe"
     )
-    sp.add_argument("--recipe", default="seed", help="settings to search around (default: seed)")
-    sp.add_argument("--trials", type=int, default=20, help="trials this process runs (default: 20)")
-    sp.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the recipe's)")
-    sp.add_argument("--patience", type=int, help="early-stopping patience (default: the recipe's)")
+    sp.add_argument(
+        "--recipe", default=DEFAULT_RECIPE, help=recipe_help("settings to search around")
+    )
+    sp.add_argument("--trials", type=int, default=20, help="trials this process runs")
+    sp.add_argument("--epochs", type=int, help="maximum epochs per trial " + default_in("epochs"))
+    sp.add_argument(
+        "--patience", type=int, help="early-stopping patience " + default_in("patience")
+    )
     sp.add_argument("--train-limit", type=int, help="train each trial on N images (default: all)")
-    sp.add_argument("--device", choices=["cpu", "cuda", "auto"], help="(default: auto)")
+    sp.add_argument("--device", choices=DEVICES, help="where to train " + default_in("device"))
     sp.add_argument(
         "--storage",
         help="study database URL, e.g. postgresql://user:pw@host/db (default: sqlite:///OUT/study.db)",
     )
-    sp.add_argument("--study", default="fmnist", help="study name (default: fmnist)")
-    sp.add_argument("--out", default="tune", help="trial run directories and files (default: tune)")
+    sp.add_argument("--study", default="fmnist", help="study name")
+    sp.add_argument("--out", default="tune", help="folder of the trials' run directories and files")
     sp.add_argument("--recipe-out", help="best trial's recipe file (default: OUT/best.json)")
     sp.add_argument(
         "--sampler-seed",
@@ -257,4 +322,25 @@ def add_tune(sub) -> None:
     sp.set_defaults(func=cmd_tune)
 
 
-COMMANDS = [add_train, add_tune]
+def cmd_recipes(args) -> int:
+    from fmnist.training import recipes as recipes_module
+    from fmnist.training.config import TrainConfig
+    from fmnist.training.recipes import PURPOSES, RECIPES
+
+    print(f"{'recipe':<10}{'model':<12}{'epochs':>7}  purpose")
+    for name, settings in RECIPES.items():
+        # the settings on TrainConfig's defaults, unchecked: listing a recipe needs none of
+        # the optional packages that training with it may (robust's corruptions: kornia)
+        cfg = TrainConfig(**settings)
+        print(f"{name:<10}{cfg.model:<12}{cfg.epochs:>7}  {PURPOSES.get(name, '')}")
+    print("\nfmnist train --recipe NAME trains with one; the settings of each, with reasons:")
+    print(f"  {recipes_module.__file__}")
+    return 0
+
+
+def add_recipes(sub) -> None:
+    sp = sub.add_parser("recipes", help="the named recipes: model, epochs and purpose of each")
+    sp.set_defaults(func=cmd_recipes)
+
+
+COMMANDS = [add_train, add_tune, add_recipes]
