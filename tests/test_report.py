@@ -16,7 +16,8 @@ from PIL import Image
 
 import fmnist.analysis.report
 from fmnist import cli, data
-from fmnist.analysis.report import last_linear, logits_and_features, read_run
+from fmnist.analysis.features import last_linear, logits_and_features
+from fmnist.analysis.report import read_run
 from fmnist.analysis.report_html import fmt, render
 from fmnist.checkpoint import load_model
 from fmnist.evaluate import evaluate_logits, infer

@@ -142,7 +142,7 @@ def count_pairs(pairs: dict, threshold: float) -> dict:
 
 
 def penultimate(model, images: np.ndarray) -> np.ndarray:
-    from fmnist.analysis.report import logits_and_features
+    from fmnist.analysis.features import logits_and_features
 
     return logits_and_features(model, images)[1]
 
