@@ -195,7 +195,7 @@ def readme_tree(text: str) -> set[str]:
             inside = inside and line.startswith(" ")
             continue
         depth = (len(line) - len(line.lstrip(" "))) // 2
-        if not line.strip() or line.strip().split()[0].startswith(("@", "resnet")):
+        if not line.strip() or line.strip().startswith("@"):
             continue
         name = line.split()[0]
         if depth > len(stack):  # a description's continuation line

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from fmnist.models import (
-    MaxPool2x2,
     ModelError,
     count_parameters,
     create_model,
@@ -14,6 +13,7 @@ from fmnist.models import (
     list_models,
     summary,
 )
+from fmnist.models.seed import MaxPool2x2
 
 
 @pytest.mark.parametrize("name", list_models())
