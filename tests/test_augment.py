@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmnist import data
+from fmnist import augment
 
 
 def gen(seed=0):
@@ -11,7 +11,7 @@ def gen(seed=0):
 
 def test_crop_is_a_shift_with_zero_fill():
     x = torch.randint(1, 256, (64, 28, 28), dtype=torch.uint8, generator=gen(1))
-    out = data.random_crop(x, 2, gen(2))
+    out = augment.random_crop(x, 2, gen(2))
     padded = np.pad(x.numpy(), ((0, 0), (2, 2), (2, 2)))
     for i in range(64):  # each output is one of the 25 windows of the padded image
         windows = [padded[i, dy : dy + 28, dx : dx + 28] for dy in range(5) for dx in range(5)]
@@ -22,7 +22,7 @@ def test_crop_is_a_shift_with_zero_fill():
 
 def test_flip_mirrors_about_half():
     x = torch.randint(0, 256, (1000, 28, 28), dtype=torch.uint8, generator=gen(1))
-    out = data.random_flip(x, gen(3))
+    out = augment.random_flip(x, gen(3))
     flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True)])
     same = torch.tensor([torch.equal(o, i) for o, i in zip(out, x, strict=True)])
     assert (flipped | same).all()
@@ -31,7 +31,7 @@ def test_flip_mirrors_about_half():
 
 def test_erase_touches_one_rectangle_in_about_half():
     x = torch.zeros(1000, 28, 28, dtype=torch.uint8)
-    out = data.random_erase(x, gen(4), p=0.5)
+    out = augment.random_erase(x, gen(4), p=0.5)
     changed = (out != 0).flatten(1).any(1)
     assert 400 < int(changed.sum()) < 600
     for img in out[changed][:50]:
@@ -44,18 +44,18 @@ def test_erase_touches_one_rectangle_in_about_half():
 
 def test_augment_is_seeded_and_keeps_dtype():
     x = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8, generator=gen(1))
-    a = data.augment(x, "crop_flip_erase", gen(5))
-    b = data.augment(x, "crop_flip_erase", gen(5))
+    a = augment.augment(x, "crop_flip_erase", gen(5))
+    b = augment.augment(x, "crop_flip_erase", gen(5))
     assert a.dtype == torch.uint8 and a.shape == x.shape and torch.equal(a, b)
-    assert torch.equal(data.augment(x, "none", gen(5)), x)
+    assert torch.equal(augment.augment(x, "none", gen(5)), x)
 
 
 def test_flip_erase_mirrors_and_erases_without_shifting():
     """`flip_erase`: `flip`'s mirror (the same draws), then at most one noise rectangle per
     image on about half of them; every other pixel stays where the mirror put it."""
     x = torch.randint(1, 256, (400, 28, 28), dtype=torch.uint8, generator=gen(2))
-    mirrored = data.augment(x, "flip", gen(7))
-    out = data.augment(x, "flip_erase", gen(7))
+    mirrored = augment.augment(x, "flip", gen(7))
+    out = augment.augment(x, "flip_erase", gen(7))
     assert out.dtype == torch.uint8 and out.shape == x.shape
     changed = out != mirrored
     hit = changed.flatten(1).any(1)
@@ -92,5 +92,5 @@ def test_corrupt_changes_about_half_with_the_training_corruptions(dataset):
                 if torch.equal(ref.squeeze(1).mul(255).round().to(torch.uint8), out[i : i + 1]):
                     matched += 1
     assert 10 <= matched <= 40  # about half of 60 (3 of the 6 corruptions)
-    flipped = data.augment(x, "flip_corrupt", gen(7))
+    flipped = augment.augment(x, "flip_corrupt", gen(7))
     assert flipped.dtype == torch.uint8 and not torch.equal(flipped, x)

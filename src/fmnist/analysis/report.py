@@ -20,7 +20,7 @@ import torch
 from matplotlib.figure import Figure as Drawing
 from torch import nn
 
-from fmnist import data
+from fmnist import augment, data
 from fmnist.analysis import plots
 from fmnist.analysis.features import Predictions, embed, logits_and_features, random_subset
 from fmnist.analysis.report_html import render
@@ -117,7 +117,7 @@ def run_splits(run: Run, ds: data.FashionMNIST) -> tuple[np.ndarray, np.ndarray]
 def augmented(images: np.ndarray, seed: int = 0) -> np.ndarray:
     """The training-time batch augmentation applied to a few images, for the figure."""
     g = torch.Generator().manual_seed(seed)
-    return data.augment(torch.from_numpy(images), "crop_flip_erase", g).numpy()
+    return augment.augment(torch.from_numpy(images), "crop_flip_erase", g).numpy()
 
 
 def data_figures(ds: data.FashionMNIST, train_idx, val_idx, seed: int = 0) -> Iterator[Drawn]:

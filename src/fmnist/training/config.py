@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from fmnist import corruptions, data
+from fmnist import augment, corruptions, data
 from fmnist.errors import FmnistError
 from fmnist.files import read_json
 from fmnist.models import list_models
@@ -199,7 +199,7 @@ def check_ranges(cfg: TrainConfig) -> None:
 def check_choices(cfg: TrainConfig) -> None:
     choices = {
         "schedule": ("constant", "onecycle", "cosine"),
-        "augment": data.AUGMENTATIONS,
+        "augment": augment.AUGMENTATIONS,
         "select": ("val_loss", "val_acc", "last"),
         "precision": ("auto", "fp32", "bf16"),
         "device": ("auto", "cpu", "cuda"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fmnist import data
+from fmnist import augment
 from fmnist.evaluate import evaluate_logits, infer
 from fmnist.training import distributed
 from fmnist.training.graphs import forward_backward_update
@@ -51,7 +51,7 @@ def train_epoch(
         if len(batch) < ctx.world:
             break
         idx = distributed.shard(batch, ctx)
-        x = data.augment(images[idx], cfg.augment, aug_generator)
+        x = augment.augment(images[idx], cfg.augment, aug_generator)
         y = labels[idx]
         if stepper is None:
             loss, logits = train_step(net, optimizer, x, y, cfg)
