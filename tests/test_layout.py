@@ -183,8 +183,8 @@ def test_the_checks_catch_what_they_should():
     assert stage("fmnist.training.train") == stage("fmnist.training.epoch")
 
 
-def readme_tree(text: str) -> set[str]:
-    """The files the README's layout block lists under src/fmnist/, as paths."""
+def layout_tree(text: str) -> set[str]:
+    """The files the architecture page's layout block lists under src/fmnist/, as paths."""
     block = text.split("## Layout", 1)[1].split("```", 2)[1]
     paths, stack, inside = set(), [], False
     for line in block.splitlines():
@@ -208,11 +208,11 @@ def readme_tree(text: str) -> set[str]:
     return paths
 
 
-def test_readme_layout_matches_the_package():
-    readme = (PACKAGE.parents[1] / "README.md").read_text()
+def test_the_documented_layout_matches_the_package():
+    page = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
     files = {str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")}
-    listed = readme_tree(readme)
+    listed = layout_tree(page)
     assert listed == files, (
-        f"README's layout lists {sorted(listed - files)} that do not exist "
+        f"docs/architecture.md's layout lists {sorted(listed - files)} that do not exist "
         f"and misses {sorted(files - listed)}"
     )
