@@ -25,10 +25,11 @@ data: $(VENV)/.base
 train: $(VENV)/.base data
 	$(PY) train_model.py
 
-# The packaged default model (src/fmnist/weights/default.*) and the tutorial's pictures in
-# docs/images/tutorial/, rewritten together: the one way they change.
-default-model: $(VENV)/.base data
+# The packaged default model (src/fmnist/weights/default.*) and the documentation's pictures
+# of it (docs/images/tutorial/, docs/images/trust/), rewritten together: the one way they change.
+default-model: $(VENV)/.test data
 	$(PY) train_model.py --model-path src/fmnist/weights/default.h5 --plots docs/images/tutorial
+	$(PY) scripts/docs_pictures.py --model default --out docs/images/trust
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
