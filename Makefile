@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; override for another build, e.g. make TORCH=torch==2.13.0+cu128
 TORCH ?= torch==2.13.0
 
-.PHONY: train test check lint data browser postgres wheel-check default-model clean
+.PHONY: train test check lint data browser postgres wheel-check default-model docs clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ $(VENV)/.base: pyproject.toml
 $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
+
+$(VENV)/.docs: $(VENV)/.base
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+# The documentation site, docs/_build/html, warnings as errors: the pages, the command-line
+# reference from the parser, the API from the docstrings, the notebook, the results tables.
+docs: $(VENV)/.docs
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 # The dataset: a verified local copy, else the Debian/Ubuntu package, else a download.
 data: $(VENV)/.base
