@@ -44,8 +44,10 @@ html_show_sourcelink = False
 
 def _module(path: Path):
     """A module of docs/ by its path, not on sys.path (and not importable by accident)."""
-    spec = importlib.util.spec_from_file_location(f"fmnist_docs_{path.stem}", path)
+    name = f"fmnist_docs_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # where dataclasses and pickle look a module's names up
     spec.loader.exec_module(module)
     return module
 
