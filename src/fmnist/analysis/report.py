@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -202,7 +203,7 @@ def training_curves_figure(run: Run) -> Drawn:
 
 
 def results_figures(
-    test: Predictions, *, features: np.ndarray, tsne_points: int, seed: int
+    test: Predictions, *, pick: np.ndarray, embedding: Future[np.ndarray]
 ) -> Iterator[Drawn]:
     yield confusion_matrix_figure(test)
     yield per_class_metrics_figure(test)
@@ -210,7 +211,7 @@ def results_figures(
     yield confused_pairs_figure(test)
     yield misclassified_figure(test)
     yield reliability_figure(test)
-    yield feature_map_figure(test, features=features, points=tsne_points, seed=seed)
+    yield feature_map_figure(test, pick=pick, embedding=embedding)
 
 
 def confusion_matrix_figure(test: Predictions) -> Drawn:
@@ -266,13 +267,15 @@ def reliability_figure(test: Predictions) -> Drawn:
     return Drawn("reliability", "Calibration", caption, figure)
 
 
-def feature_map_figure(test: Predictions, *, features: np.ndarray, points: int, seed: int) -> Drawn:
-    pick = random_subset(test.labels, points, seed)
+def feature_map_figure(
+    test: Predictions, *, pick: np.ndarray, embedding: Future[np.ndarray]
+) -> Drawn:
+    """`embedding`: the t-SNE map of the features of the test images `pick`, computing."""
     caption = (
         f"The input of the last Linear layer for {len(pick):,} test images, reduced by PCA "
         "then t-SNE to two dimensions; colors are the true classes."
     )
-    figure = plots.feature_map(embed(features[pick], seed), test.labels[pick])
+    figure = plots.feature_map(embedding.result(), test.labels[pick])
     return Drawn("feature_map", "Feature map", caption, figure)
 
 
@@ -373,17 +376,21 @@ def build_figures(
     # have run in this process, PyTorch's work here took 7 s instead of 1.
     trust = trust_figures(test, model=model, with_robustness=with_robustness)
     train_idx, val_idx = run_splits(run, ds)
-    sections = {
-        "data": data_figures(ds, train_idx, val_idx, seed),
-        "training": training_figures(run),
-        "results": results_figures(test, features=features, tsne_points=tsne_points, seed=seed),
-        "trust": trust,
-    }
-    return [
-        Figure(drawn.key, section, drawn.title, drawn.caption, plots.to_png(drawn.figure))
-        for section, figures in sections.items()
-        for drawn in figures
-    ]
+    pick = random_subset(test.labels, tsne_points, seed)
+    # t-SNE is seconds of work, most of it outside the GIL: it runs beside the drawing
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        embedding = beside.submit(embed, features[pick], seed)
+        sections = {
+            "data": data_figures(ds, train_idx, val_idx, seed),
+            "training": training_figures(run),
+            "results": results_figures(test, pick=pick, embedding=embedding),
+            "trust": trust,
+        }
+        return [
+            Figure(drawn.key, section, drawn.title, drawn.caption, plots.to_png(drawn.figure))
+            for section, figures in sections.items()
+            for drawn in figures
+        ]
 
 
 def write_report(
