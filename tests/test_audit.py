@@ -25,10 +25,14 @@ FLIPS = {1: 8, 8: 1, 7: 1, 5: 3}  # planted wrong labels between classes no one 
 
 def subset(ds, n_train, n_test):
     return data.FashionMNIST(
-        ds.train_images[:n_train].copy(), ds.train_labels[:n_train].copy(),
-        ds.test_images[:n_test].copy(), ds.test_labels[:n_test].copy(),
-        ds.directory, ds.origin, ds.sha256,
-    )  # fmt: skip
+        ds.train_images[:n_train].copy(),
+        ds.train_labels[:n_train].copy(),
+        ds.test_images[:n_test].copy(),
+        ds.test_labels[:n_test].copy(),
+        ds.directory,
+        ds.origin,
+        ds.sha256,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +53,14 @@ def planted(dataset):
     ds.test_images[40] = np.clip(ds.train_images[41].astype(int) + noise, 0, 255).astype(np.uint8)
     cfg = make_config("rung90", all_data=True, epochs=3, device="cpu", seed=0)
     record, arrays = audit.audit(ds, cfg, folds=3, log=lambda *a: None)
-    return {"ds": ds, "flips": flips, "exact": exact, "near": near, "record": record,
-            "arrays": arrays}  # fmt: skip
+    return {
+        "ds": ds,
+        "flips": flips,
+        "exact": exact,
+        "near": near,
+        "record": record,
+        "arrays": arrays,
+    }
 
 
 def test_planted_label_flips_are_found(planted):
@@ -109,8 +119,9 @@ def test_exact_duplicates_against_a_plain_count():
 
 def test_audit_command_writes_its_files_and_the_page_opens(tmp_path, capsys):
     out = tmp_path / "audit"
-    rc = cli.main(["audit", "--quick", "--folds", "2", "--epochs", "1", "--out", str(out),
-                   "--no-download"])  # fmt: skip
+    rc = cli.main(
+        ["audit", "--quick", "--folds", "2", "--epochs", "1", "--out", str(out), "--no-download"]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "label suspects" in printed and "audit.html" in printed
@@ -143,8 +154,22 @@ def test_exclude_drops_the_named_training_images(tmp_path, dataset):
     listed = tmp_path / "drop.txt"
     listed.write_text("\n".join(str(i) for i in train_idx[:50]) + "\n")
     out = tmp_path / "run"
-    rc = cli.main(["train", "--recipe", "rung90", "--epochs", "1", "--train-limit", "600",
-                   "--exclude", str(listed), "--out", str(out), "--no-report"])  # fmt: skip
+    rc = cli.main(
+        [
+            "train",
+            "--recipe",
+            "rung90",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "600",
+            "--exclude",
+            str(listed),
+            "--out",
+            str(out),
+            "--no-report",
+        ]
+    )
     assert rc == 0
     used = json.loads((out / "config.json").read_text())["used"]["exclude"]
     assert used["dropped"] == 50 and used["listed"] == 50 and len(used["sha256"]) == 64

@@ -29,9 +29,15 @@ def test_a_rung_runs_another_recipe_from_a_recipe_file(dataset, tmp_path):
     settings = {**RECIPES["fast"], "model": "quick_w2", "epochs": 1, "tta": True}
     recipe.write_text(json.dumps({"format": "fmnist-recipe/1", "settings": settings}))
     record = ladder.run(
-        small(dataset), ["94%"], seeds=1, device_name="cpu", compare=(),
-        log=lambda *a: None, recipes={"94%": str(recipe)}, train_limit=1500,
-    )  # fmt: skip
+        small(dataset),
+        ["94%"],
+        seeds=1,
+        device_name="cpu",
+        compare=(),
+        log=lambda *a: None,
+        recipes={"94%": str(recipe)},
+        train_limit=1500,
+    )
     (rung,) = record["rungs"]
     assert rung["recipe"] == "mine" and rung["model"] == "quick_w2" and rung["tta"]
     assert rung["recipe_settings"] == settings and rung["epochs"] == 1
@@ -40,9 +46,17 @@ def test_a_rung_runs_another_recipe_from_a_recipe_file(dataset, tmp_path):
 def test_the_ladder_runs_each_rung_for_its_seeds_and_reports(dataset):
     ds = small(dataset)
     record = ladder.run(
-        ds, ["90%"], seeds=2, device_name="cpu", compare=("fast",), compare_budget_s=1e9,
-        log=lambda *a: None, train_limit=2000, epochs=2, batch_size=64,
-    )  # fmt: skip
+        ds,
+        ["90%"],
+        seeds=2,
+        device_name="cpu",
+        compare=("fast",),
+        compare_budget_s=1e9,
+        log=lambda *a: None,
+        train_limit=2000,
+        epochs=2,
+        batch_size=64,
+    )
     (rung,) = record["rungs"]
     values = rung["test_accuracy"]["values"]
     assert len(values) == 2 and all(0.6 < v <= 1 for v in values)  # short runs that learned
@@ -103,9 +117,15 @@ def seeds_apart(dataset):
 
     def ladder_run(seeds, first_seed):
         return ladder.run(
-            ds, ["90%"], seeds=seeds, device_name="cpu", compare=(), log=lambda *a: None,
-            first_seed=first_seed, train_limit=1500,
-        )  # fmt: skip
+            ds,
+            ["90%"],
+            seeds=seeds,
+            device_name="cpu",
+            compare=(),
+            log=lambda *a: None,
+            first_seed=first_seed,
+            train_limit=1500,
+        )
 
     return ladder_run(2, 0), ladder_run(1, 0), ladder_run(1, 1)
 
@@ -167,8 +187,15 @@ def _bad_rung(r):
 
 
 def _bad_compare(r):
-    r["compare"] = [{"recipe": "fast", "epochs_run": 1, "finished": True, "curve": [["a", 1]],
-                     "first_reach_s": {}}]  # fmt: skip
+    r["compare"] = [
+        {
+            "recipe": "fast",
+            "epochs_run": 1,
+            "finished": True,
+            "curve": [["a", 1]],
+            "first_reach_s": {},
+        }
+    ]
 
 
 @pytest.mark.parametrize(

@@ -25,11 +25,22 @@ from fmnist.evaluate import evaluate_logits, infer
 from . import chromium
 
 FIGURES = [
-    "sample_images", "class_distribution", "preprocessing", "mean_images", "pixel_histograms",
-    "training_curves", "learning_rate",
-    "confusion_matrix", "per_class_metrics", "classification_report", "confused_pairs",
-    "misclassified", "reliability", "feature_map", "explanations",
-]  # fmt: skip
+    "sample_images",
+    "class_distribution",
+    "preprocessing",
+    "mean_images",
+    "pixel_histograms",
+    "training_curves",
+    "learning_rate",
+    "confusion_matrix",
+    "per_class_metrics",
+    "classification_report",
+    "confused_pairs",
+    "misclassified",
+    "reliability",
+    "feature_map",
+    "explanations",
+]
 TSNE_POINTS = 300  # enough for a map with ten clusters, about 2 s of t-SNE
 
 

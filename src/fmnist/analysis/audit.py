@@ -163,19 +163,25 @@ def cross_validated(ds: data.FashionMNIST, folds: int, cfg, log) -> dict:
     with tempfile.TemporaryDirectory(prefix="fmnist-audit-") as tmp:
         for k, (fit, held) in enumerate(splitter.split(np.zeros(n_train), ds.train_labels)):
             fold = data.FashionMNIST(
-                ds.train_images[fit], ds.train_labels[fit],
-                ds.train_images[held], ds.train_labels[held],
-                ds.directory, ds.origin, ds.sha256,
-            )  # fmt: skip
+                ds.train_images[fit],
+                ds.train_labels[fit],
+                ds.train_images[held],
+                ds.train_labels[held],
+                ds.directory,
+                ds.origin,
+                ds.sha256,
+            )
             result = train(cfg, out=Path(tmp) / f"fold{k}", dataset=fold, log=lambda *a: None)
             model = result.model.cpu().eval()
             train_probs[held] = torch.softmax(infer(model, ds.train_images[held]), 1).numpy()
             test_probs += torch.softmax(infer(model, ds.test_images), 1).numpy() / folds
             if features is None:
                 features = (penultimate(model, ds.train_images), penultimate(model, ds.test_images))
-            log(f"fold {k + 1}/{folds}: held-out accuracy "
-                f"{(train_probs[held].argmax(1) == ds.train_labels[held]).mean():.2%} "
-                f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+            held_out = (train_probs[held].argmax(1) == ds.train_labels[held]).mean()
+            log(
+                f"fold {k + 1}/{folds}: held-out accuracy {held_out:.2%} "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
     return {"train": train_probs, "test": test_probs, "features": features}
 
 
@@ -187,10 +193,14 @@ def label_issues(labels: np.ndarray, probs: np.ndarray) -> list[dict]:
     )
     scores = cl.rank.get_label_quality_scores(labels, probs)
     return [
-        {"index": int(i), "given": int(labels[i]), "suggested": int(probs[i].argmax()),
-         "score": round(float(scores[i]), 6)}
+        {
+            "index": int(i),
+            "given": int(labels[i]),
+            "suggested": int(probs[i].argmax()),
+            "score": round(float(scores[i]), 6),
+        }
         for i in flagged
-    ]  # fmt: skip
+    ]
 
 
 # ----------------------------------------------------------------------------
@@ -206,30 +216,23 @@ def audit(ds: data.FashionMNIST, cfg, folds: int = 5, log=print) -> tuple[dict, 
     t0 = time.perf_counter()
     exact = exact_duplicates(ds.train_images, ds.test_images)
     t_exact = time.perf_counter() - t0
-
-    to_pixels = lambda x: torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255)  # noqa: E731
-    pixel = near_pairs("pixel", to_pixels(ds.train_images), to_pixels(ds.test_images), pixel_scale)
+    pixel = near_pairs("pixel", pixels(ds.train_images), pixels(ds.test_images), pixel_scale)
     t_pixel = time.perf_counter() - t0 - t_exact
     log(f"duplicates: exact {t_exact:.1f} s, pixel neighbours {t_pixel:.1f} s")
 
     oos = cross_validated(ds, folds, cfg, log)
     t_cv = time.perf_counter() - t0 - t_exact - t_pixel
-    unit = lambda f: torch.nn.functional.normalize(torch.from_numpy(f).float(), dim=1)  # noqa: E731
-    feature = near_pairs("feature", unit(oos["features"][0]), unit(oos["features"][1]),
-                         feature_scale)  # fmt: skip
+    train_features, test_features = (unit(f) for f in oos["features"])
+    feature = near_pairs("feature", train_features, test_features, feature_scale)
     issues = {
         "train": label_issues(ds.train_labels, oos["train"]),
         "test": label_issues(ds.test_labels, oos["test"]),
     }
-    seconds = time.perf_counter() - t0
-    pairs = Counter(
-        (data.CLASSES[r["given"]], data.CLASSES[r["suggested"]])
-        for split in issues.values()
-        for r in split
-    )
-    oos_acc = {
-        "train": float((oos["train"].argmax(1) == ds.train_labels).mean()),
-        "test": float((oos["test"].argmax(1) == ds.test_labels).mean()),
+    seconds = {
+        "total": round(time.perf_counter() - t0, 1),
+        "exact": round(t_exact, 1),
+        "pixel_neighbours": round(t_pixel, 1),
+        "cross_validation": round(t_cv, 1),
     }
     record = {
         "format": FORMAT,
@@ -238,59 +241,85 @@ def audit(ds: data.FashionMNIST, cfg, folds: int = 5, log=print) -> tuple[dict, 
             "sha256": ds.sha256,
             "train": len(ds.train_labels),
             "test": len(ds.test_labels),
-        },  # fmt: skip
+        },
         "settings": {
             "folds": folds,
             "recipe": cfg.recipe,
             "model": cfg.model,
             "epochs": cfg.epochs,
             "seed": cfg.seed,
-        },  # fmt: skip
-        "seconds": {
-            "total": round(seconds, 1),
-            "exact": round(t_exact, 1),
-            "pixel_neighbours": round(t_pixel, 1),
-            "cross_validation": round(t_cv, 1),
-        },  # fmt: skip
-        "out_of_sample_accuracy": oos_acc,
-        "exact_duplicates": {
-            "counts": {
-                "train_groups": len(exact["train"]),
-                "train_extra_copies": sum(len(g) - 1 for g in exact["train"]),
-                "test_groups": len(exact["test"]),
-                "test_extra_copies": sum(len(g) - 1 for g in exact["test"]),
-                "across_groups": len(exact["across"]),
-                "test_images_in_train": sum(len(g["test"]) for g in exact["across"]),
-            },
-            "groups": exact,
         },
-        "near_duplicates": {
-            "pixel": {
-                "threshold": PIXEL_THRESHOLD,
-                "distance": "RMS pixel difference in [0, 1]",
-                "counts": count_pairs(pixel, PIXEL_THRESHOLD),
-            },  # fmt: skip
-            "feature": {
-                "threshold": FEATURE_THRESHOLD,
-                "distance": "cosine distance",
-                "counts": count_pairs(feature, FEATURE_THRESHOLD),
-            },  # fmt: skip
+        "seconds": seconds,
+        "out_of_sample_accuracy": {
+            "train": float((oos["train"].argmax(1) == ds.train_labels).mean()),
+            "test": float((oos["test"].argmax(1) == ds.test_labels).mean()),
         },
-        "label_issues": {
-            "counts": {split: len(rows) for split, rows in issues.items()},
-            "class_pairs": [
-                {"given": g, "suggested": s, "count": n} for (g, s), n in pairs.most_common()
-            ],
-            "train": issues["train"],
-            "test": issues["test"],
-        },
+        "exact_duplicates": exact_record(exact),
+        "near_duplicates": near_record(pixel, feature),
+        "label_issues": issues_record(issues),
         # what `fmnist train --exclude AUDIT.json` drops: the suspects, and every training
         # image that has an exact or near (pixel) copy in the test set
         "exclude": {"train": sorted(exclude_train(issues, exact, pixel))},
         "flagged_test": sorted(flagged_test(issues, exact, pixel)),
     }
-    arrays = {"pixel": pixel, "feature": feature, "probs": oos}
-    return record, arrays
+    return record, {"pixel": pixel, "feature": feature, "probs": oos}
+
+
+def pixels(images: np.ndarray) -> torch.Tensor:
+    """Images as rows of pixels scaled to [0, 1]."""
+    return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255)
+
+
+def unit(features: np.ndarray) -> torch.Tensor:
+    """Feature rows scaled to length 1, so a squared distance is twice a cosine distance."""
+    return torch.nn.functional.normalize(torch.from_numpy(features).float(), dim=1)
+
+
+def exact_record(exact: dict) -> dict:
+    return {
+        "counts": {
+            "train_groups": len(exact["train"]),
+            "train_extra_copies": sum(len(g) - 1 for g in exact["train"]),
+            "test_groups": len(exact["test"]),
+            "test_extra_copies": sum(len(g) - 1 for g in exact["test"]),
+            "across_groups": len(exact["across"]),
+            "test_images_in_train": sum(len(g["test"]) for g in exact["across"]),
+        },
+        "groups": exact,
+    }
+
+
+def near_record(pixel: dict, feature: dict) -> dict:
+    return {
+        "pixel": {
+            "threshold": PIXEL_THRESHOLD,
+            "distance": "RMS pixel difference in [0, 1]",
+            "counts": count_pairs(pixel, PIXEL_THRESHOLD),
+        },
+        "feature": {
+            "threshold": FEATURE_THRESHOLD,
+            "distance": "cosine distance",
+            "counts": count_pairs(feature, FEATURE_THRESHOLD),
+        },
+    }
+
+
+def issues_record(issues: dict[str, list[dict]]) -> dict:
+    """The suspects of each split, their counts, and the (given, suggested) class pairs
+    they make, most frequent first."""
+    pairs = Counter(
+        (data.CLASSES[r["given"]], data.CLASSES[r["suggested"]])
+        for split in issues.values()
+        for r in split
+    )
+    return {
+        "counts": {split: len(rows) for split, rows in issues.items()},
+        "class_pairs": [
+            {"given": g, "suggested": s, "count": n} for (g, s), n in pairs.most_common()
+        ],
+        "train": issues["train"],
+        "test": issues["test"],
+    }
 
 
 def exclude_train(issues, exact, pixel) -> set[int]:
@@ -341,8 +370,8 @@ def write_audit(record: dict, arrays: dict, ds: data.FashionMNIST, out: Path) ->
         for name, p in arrays[kind].items():
             a_split, b_split = ("test", "train") if name == "train_test" else (name, name)
             for i in np.flatnonzero(p["distance"] <= threshold):
-                near.append([kind, a_split, int(i), b_split, int(p["neighbour"][i]),
-                             f"{p['distance'][i]:.6f}"])  # fmt: skip
+                neighbour, distance = int(p["neighbour"][i]), f"{p['distance'][i]:.6f}"
+                near.append([kind, a_split, int(i), b_split, neighbour, distance])
     exact = []
     for n, g in enumerate(record["exact_duplicates"]["groups"]["across"]):
         exact += [[n, "train", i] for i in g["train"]] + [[n, "test", i] for i in g["test"]]
@@ -363,10 +392,10 @@ def write_audit(record: dict, arrays: dict, ds: data.FashionMNIST, out: Path) ->
         atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text))
     from fmnist.analysis import plots
 
-    fig = plots.label_suspects({
-        "train": (ds.train_images, record["label_issues"]["train"]),
-        "test": (ds.test_images, record["label_issues"]["test"]),
-    })  # fmt: skip
+    suspects = record["label_issues"]
+    fig = plots.label_suspects(
+        {"train": (ds.train_images, suspects["train"]), "test": (ds.test_images, suspects["test"])}
+    )
     png = plots.to_png(fig)
     atomic_write(out / "label_suspects.png", lambda tmp: Path(tmp).write_bytes(png))
     write_json(out / "audit.json", record)

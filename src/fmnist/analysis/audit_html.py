@@ -53,10 +53,15 @@ def threshold_gallery(ds, pairs: dict, threshold: float, kind: str) -> str:
     below = [i for i in order if 0 < d[i] <= threshold][-GALLERY // 2 :]
     above = [i for i in order if d[i] > threshold][: GALLERY // 2]
     items = [
-        pair_item(ds, ("test", int(i)), ("train", int(p["neighbour"][i])),
-                  f"{kind} distance {d[i]:.4f}", "" if d[i] <= threshold else "above")
+        pair_item(
+            ds,
+            ("test", int(i)),
+            ("train", int(p["neighbour"][i])),
+            f"{kind} distance {d[i]:.4f}",
+            "" if d[i] <= threshold else "above",
+        )
         for i in [*below, *above]
-    ]  # fmt: skip
+    ]
     return '<div class="gallery">' + "".join(items) + "</div>"
 
 
@@ -75,80 +80,11 @@ def suspects_gallery(ds, split: str, rows: list[dict]) -> str:
 
 
 def render(record: dict, arrays: dict, ds) -> str:
-    ex = record["exact_duplicates"]
-    near = record["near_duplicates"]
-    issues = record["label_issues"]
-    cards = "".join([
-        card(f"{ex['counts']['test_images_in_train']}", "test images also in train (exact)"),
-        card(f"{ex['counts']['train_extra_copies']}", "extra exact copies within train"),
-        card(f"{near['pixel']['counts']['train_test']}", "test images near a train image (pixels)"),
-        card(f"{near['feature']['counts']['train_test']}", "the same in features"),
-        card(f"{issues['counts']['train']:,}", "training label suspects"),
-        card(f"{issues['counts']['test']:,}", "test label suspects"),
-        card(f"{record['seconds']['total']:.0f} s", "audit time"),
-    ])  # fmt: skip
-    exact_items = [
-        pair_item(ds, ("test", g["test"][0]), ("train", g["train"][0]), "identical bytes")
-        for g in ex["groups"]["across"][:GALLERY]
-    ] + [
-        pair_item(ds, ("train", g[0]), ("train", g[1]), "identical bytes")
-        for g in ex["groups"]["train"][: max(0, GALLERY - len(ex["groups"]["across"]))]
-    ]
-    counts_rows = [
-        [kind, c["train_test"], c["train"], c["test"], f"{near[kind]['threshold']:g}"]
-        for kind, c in ((k, near[k]["counts"]) for k in ("pixel", "feature"))
-    ]
-    ex_c = ex["counts"]
-    exact_rows = [
-        ["within train", ex_c["train_groups"], ex_c["train_extra_copies"]],
-        ["within test", ex_c["test_groups"], ex_c["test_extra_copies"]],
-        ["test also in train", ex_c["across_groups"], ex_c["test_images_in_train"]],
-    ]
-    pair_rows = [[p["given"], p["suggested"], p["count"]] for p in issues["class_pairs"][:15]]
-    s = record["settings"]
-    acc = record["out_of_sample_accuracy"]
-    body = f"""
-<section id="duplicates"><h2>Exact duplicates</h2>
-<p class="lead">Images whose 784 bytes are identical.</p>
-{table(exact_rows, ["where", "groups", "extra copies / test images"])}
-<div class="gallery">{"".join(exact_items) or "<p>none</p>"}</div></section>
-<section id="near"><h2>Near-duplicates</h2>
-<p class="lead">Each image's nearest neighbour, in pixel space (RMS difference of pixels in
-[0, 1]) and in the penultimate features of the first fold's network (cosine distance); a
-pair counts at or below the threshold, above zero (zero is an exact duplicate). Pairs
-within a split count once.</p>
-{
-        table(
-            counts_rows,
-            [
-                "space",
-                "test with a near copy in train",
-                "pairs within train",
-                "pairs within test",
-                "threshold",
-            ],
-        )
-    }
-<h3>Pixel space: the test images just below the threshold (solid) and just above (dashed)</h3>
-{threshold_gallery(ds, arrays["pixel"], near["pixel"]["threshold"], "pixel")}
-<h3>Feature space: just below and just above the threshold</h3>
-{threshold_gallery(ds, arrays["feature"], near["feature"]["threshold"], "feature")}
-</section>
-<section id="labels"><h2>Label issues</h2>
-<p class="lead">Out-of-sample probabilities from {s["folds"]}-fold cross-validation of the
-<code>{escape(str(s["recipe"]))}</code> recipe (<code>{escape(str(s["model"]))}</code>;
-held-out accuracy {acc["train"]:.2%} on train, {acc["test"]:.2%} on test), ranked by
-cleanlab's confident learning. A suspect is an image whose given label the models doubt;
-some are wrong labels, some are ambiguous garments.</p>
-{table(pair_rows, ["given", "suggested", "suspects"], left_cols=(0, 1))}
-<h3>Training set: the worst {min(GALLERY, issues["counts"]["train"])} of {
-        issues["counts"]["train"]:,}</h3>
-{suspects_gallery(ds, "train", issues["train"])}
-<h3>Test set: the worst {min(GALLERY, issues["counts"]["test"])} of {
-        issues["counts"]["test"]:,}</h3>
-{suspects_gallery(ds, "test", issues["test"])}
-</section>"""  # noqa: E501
+    """The whole page: the counts as cards, then a section each for exact duplicates,
+    near-duplicates and label issues."""
     digests = ", ".join(f"{k}: {v[:12]}…" for k, v in record["data"]["sha256"].items())
+    body = duplicates_section(record, ds) + near_section(record, arrays, ds)
+    body += labels_section(record, ds)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Fashion-MNIST audit</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -158,5 +94,101 @@ some are wrong labels, some are ambiguous garments.</p>
 data {escape(digests)}</p></header>
 <nav><a href="#duplicates">Exact duplicates</a><a href="#near">Near-duplicates</a>
 <a href="#labels">Label issues</a></nav>
-<main><div class="cards">{cards}</div>{body}</main></body></html>
+<main><div class="cards">{cards(record)}</div>{body}</main></body></html>
 """
+
+
+def cards(record: dict) -> str:
+    ex = record["exact_duplicates"]["counts"]
+    near = record["near_duplicates"]
+    issues = record["label_issues"]["counts"]
+    return "".join(
+        [
+            card(f"{ex['test_images_in_train']}", "test images also in train (exact)"),
+            card(f"{ex['train_extra_copies']}", "extra exact copies within train"),
+            card(
+                f"{near['pixel']['counts']['train_test']}",
+                "test images near a train image (pixels)",
+            ),
+            card(f"{near['feature']['counts']['train_test']}", "the same in features"),
+            card(f"{issues['train']:,}", "training label suspects"),
+            card(f"{issues['test']:,}", "test label suspects"),
+            card(f"{record['seconds']['total']:.0f} s", "audit time"),
+        ]
+    )
+
+
+def duplicates_section(record: dict, ds) -> str:
+    """Counts of identical images within and across the splits, and a gallery of them."""
+    ex = record["exact_duplicates"]
+    groups, c = ex["groups"], ex["counts"]
+    items = [
+        pair_item(ds, ("test", g["test"][0]), ("train", g["train"][0]), "identical bytes")
+        for g in groups["across"][:GALLERY]
+    ] + [
+        pair_item(ds, ("train", g[0]), ("train", g[1]), "identical bytes")
+        for g in groups["train"][: max(0, GALLERY - len(groups["across"]))]
+    ]
+    rows = [
+        ["within train", c["train_groups"], c["train_extra_copies"]],
+        ["within test", c["test_groups"], c["test_extra_copies"]],
+        ["test also in train", c["across_groups"], c["test_images_in_train"]],
+    ]
+    return f"""
+<section id="duplicates"><h2>Exact duplicates</h2>
+<p class="lead">Images whose 784 bytes are identical.</p>
+{table(rows, ["where", "groups", "extra copies / test images"])}
+<div class="gallery">{"".join(items) or "<p>none</p>"}</div></section>"""
+
+
+NEAR_HEADER = [
+    "space",
+    "test with a near copy in train",
+    "pairs within train",
+    "pairs within test",
+    "threshold",
+]
+
+
+def near_section(record: dict, arrays: dict, ds) -> str:
+    """Near-duplicate counts per space, and the pairs on each side of each threshold."""
+    near = record["near_duplicates"]
+    rows = [
+        [kind, c["train_test"], c["train"], c["test"], f"{near[kind]['threshold']:g}"]
+        for kind, c in ((k, near[k]["counts"]) for k in ("pixel", "feature"))
+    ]
+    pixel = threshold_gallery(ds, arrays["pixel"], near["pixel"]["threshold"], "pixel")
+    feature = threshold_gallery(ds, arrays["feature"], near["feature"]["threshold"], "feature")
+    return f"""
+<section id="near"><h2>Near-duplicates</h2>
+<p class="lead">Each image's nearest neighbour, in pixel space (RMS difference of pixels in
+[0, 1]) and in the penultimate features of the first fold's network (cosine distance); a
+pair counts at or below the threshold, above zero (zero is an exact duplicate). Pairs
+within a split count once.</p>
+{table(rows, NEAR_HEADER)}
+<h3>Pixel space: the test images just below the threshold (solid) and just above (dashed)</h3>
+{pixel}
+<h3>Feature space: just below and just above the threshold</h3>
+{feature}
+</section>"""
+
+
+def labels_section(record: dict, ds) -> str:
+    """How the suspects were found, their class pairs, and the worst of each split."""
+    issues = record["label_issues"]
+    s, acc = record["settings"], record["out_of_sample_accuracy"]
+    pair_rows = [[p["given"], p["suggested"], p["count"]] for p in issues["class_pairs"][:15]]
+    n_train, n_test = issues["counts"]["train"], issues["counts"]["test"]
+    return f"""
+<section id="labels"><h2>Label issues</h2>
+<p class="lead">Out-of-sample probabilities from {s["folds"]}-fold cross-validation of the
+<code>{escape(str(s["recipe"]))}</code> recipe (<code>{escape(str(s["model"]))}</code>;
+held-out accuracy {acc["train"]:.2%} on train, {acc["test"]:.2%} on test), ranked by
+cleanlab's confident learning. A suspect is an image whose given label the models doubt;
+some are wrong labels, some are ambiguous garments.</p>
+{table(pair_rows, ["given", "suggested", "suspects"], left_cols=(0, 1))}
+<h3>Training set: the worst {min(GALLERY, n_train)} of {n_train:,}</h3>
+{suspects_gallery(ds, "train", issues["train"])}
+<h3>Test set: the worst {min(GALLERY, n_test)} of {n_test:,}</h3>
+{suspects_gallery(ds, "test", issues["test"])}
+</section>"""
