@@ -136,15 +136,17 @@ def test_every_page_opens_cleanly_in_chromium(site, browser, tmp_path_factory):
     assert pages[0].name == "index.html" and len(pages) > len(TOCTREE)
     artifacts = Path(os.environ.get("FMNIST_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
-    problems = {}
+    problems, images = {}, 0
     for page in pages:
         seen = browser.open(page)
+        images += seen["images"]
         if page.name == "index.html":
             (artifacts / "docs-home.png").write_bytes(seen["screenshot"])
             assert seen["title"].startswith("fmnist")
         if seen["broken"] or seen["errors"]:
             problems[page.name] = {"broken images": seen["broken"], "errors": seen["errors"]}
     assert problems == {}
+    assert images > 0  # the check looked at pictures (the tutorial's, the charts)
 
 
 # -- the command-line reference, without a build -------------------------------
