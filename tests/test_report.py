@@ -218,3 +218,31 @@ def test_report_opens_in_chromium(cli_run, browser, tmp_path_factory):
     shot = Image.open(io.BytesIO(seen["full_page"]))
     assert shot.size[0] >= 1000 and shot.size[1] > 5000
     assert np.asarray(shot.convert("L")).std() > 20
+
+
+def test_the_feature_map_is_kept_for_the_same_features_only(tmp_path, monkeypatch):
+    from fmnist.analysis import features as F
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(60, 8)).astype(np.float32)
+    kept = tmp_path / "feature_map.npz"
+    first = F.kept_embed(points, 0, kept)
+    np.testing.assert_array_equal(first, F.embed(points, 0))  # what t-SNE gives, no other
+
+    def no_tsne(*args):
+        raise AssertionError("t-SNE ran again for the same features")
+
+    monkeypatch.setattr(F, "embed", no_tsne)
+    np.testing.assert_array_equal(F.kept_embed(points, 0, kept), first)
+    monkeypatch.undo()
+    other = points.copy()
+    other[0, 0] += 1
+    for changed, seed in ((other, 0), (points, 1)):  # new features, or another seed
+        np.testing.assert_array_equal(F.kept_embed(changed, seed, kept), F.embed(changed, seed))
+    kept.write_bytes(b"not an npz")
+    np.testing.assert_array_equal(F.kept_embed(points, 0, kept), first)
+
+
+def test_the_report_keeps_its_feature_map(cli_run):
+    with np.load(cli_run[0] / "plots" / "feature_map.npz") as kept:
+        assert kept["map"].shape == (TSNE_POINTS, 2)

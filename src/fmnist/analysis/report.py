@@ -23,7 +23,7 @@ from torch import nn
 
 from fmnist import augment, data
 from fmnist.analysis import plots
-from fmnist.analysis.features import Predictions, embed, logits_and_features, random_subset
+from fmnist.analysis.features import Predictions, kept_embed, logits_and_features, random_subset
 from fmnist.analysis.report_html import render
 from fmnist.checkpoint import atomic_write, load_model
 from fmnist.corruptions import TRAINING
@@ -378,8 +378,10 @@ def build_figures(
     train_idx, val_idx = run_splits(run, ds)
     pick = random_subset(test.labels, tsne_points, seed)
     # t-SNE is seconds of work, most of it outside the GIL: it runs beside the drawing
+    # unless plots/ keeps the map of these very features from an earlier report
+    kept = run.directory / "plots" / "feature_map.npz"
     with ThreadPoolExecutor(max_workers=1) as beside:
-        embedding = beside.submit(embed, features[pick], seed)
+        embedding = beside.submit(kept_embed, features[pick], seed, kept)
         sections = {
             "data": data_figures(ds, train_idx, val_idx, seed),
             "training": training_figures(run),
@@ -403,15 +405,17 @@ def write_report(
     seed: int = 0,
     with_robustness: bool = False,
 ) -> Path:
-    """Write RUN_DIR/plots/*.png and RUN_DIR/report.html; return the page's path."""
+    """Write RUN_DIR/plots/*.png and RUN_DIR/report.html (and the feature map's points,
+    RUN_DIR/plots/feature_map.npz, for the next report); return the page's path."""
     if tsne_points < 10:
         raise ReportError(f"--tsne-points must be at least 10, got {tsne_points}")
     run = read_run(run_dir)
-    output_dir(run.directory / "plots", "", ReportError)
+    plots_dir = output_dir(run.directory / "plots", "", ReportError)
     model = load_model(run.directory)
     ds = dataset if dataset is not None else data.load(data_dir, download=download)
     logits, features = logits_and_features(model, ds.test_images)
     test = Predictions.from_logits(logits, ds)
+    plots_dir.mkdir(exist_ok=True)
     figures = build_figures(
         run,
         ds,
@@ -423,9 +427,6 @@ def write_report(
         with_robustness=with_robustness,
     )
     ece = plots.calibration(test.confidence, test.predicted == test.labels)["ece"]
-
-    plots_dir = run.directory / "plots"
-    plots_dir.mkdir(exist_ok=True)
     for f in figures:
         write_shared(plots_dir / f"{f.key}.png", f.png)
     out = run.directory / "report.html"
