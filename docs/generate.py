@@ -184,9 +184,10 @@ def plural(n: int, thing: str) -> str:
 def check_records(results_dir: Path = RESULTS) -> None:
     """Raise RecordsError unless every role is one of ROLES and each rung has at most one
     current record per machine class."""
+    for path in sorted(results_dir.glob("*.json")):
+        check_role(path.name, load(path))
     claims: dict[tuple[str, str], str] = {}
     for name, record in ladder_records(results_dir):
-        check_role(name, record)
         for rung in record.get("rungs", []):
             if role_of(record, rung["rung"]) != "current":
                 continue
@@ -336,7 +337,8 @@ def compare_table(machine: str, rungs: list[str], results_dir: Path) -> str:
 LADDER_INTRO = (
     "Each machine's newest current record of each rung (`fmnist bench --ladder`: all 60,000"
     " training images; accuracy: mean ± sample std over seeds; time: training seconds from the"
-    " first step to the final weights). Every record, current or not, is in all-runs.md."
+    " first step to the final weights). Every record, current or not, is in"
+    " [all-runs.md](all-runs.md)."
 )
 
 
@@ -862,6 +864,7 @@ def headline_table(results_dir: Path = RESULTS, weights_dir: Path = WEIGHTS) -> 
     tutorial += [f"{TUTORIAL[k]} (the tutorial's claim)" for k in ("accuracy", "time")]
     tutorial += ["-", "not stated (the tutorial's claim)", "not stated"]
     rows = [tutorial, seed_row(weights_dir)]
+    check_records(results_dir)  # a rung claimed twice has no one figure to show
     ladders = current_rungs(results_dir)
     reference = next((m for m in ladders if is_reference(m)), None)
     for machine, where in ((reference, "2-core AVX2 CPU"), (newest_gpu(ladders), "one GPU")):
