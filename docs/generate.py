@@ -901,18 +901,41 @@ def write_all(
     return [out_dir / name for name in pages] + [out_dir / "ladder.png"]
 
 
+README = ROOT / "README.md"
+README_CHART = ROOT / "docs" / "images" / "ladder.png"
+HEADLINE = re.compile(r"(<!-- headline:start -->\n).*?(<!-- headline:end -->)", re.S)
+
+
+def readme_with_headline(text: str, table: str) -> str:
+    """The README's text with the headline table between its markers."""
+    if not HEADLINE.search(text):
+        raise RecordsError("README.md has no <!-- headline:start --> ... :end --> markers")
+    return HEADLINE.sub(lambda m: m.group(1) + table.rstrip("\n") + "\n" + m.group(2), text)
+
+
+def write_readme(readme: Path = README, chart: Path = README_CHART) -> list[Path]:
+    """The README's headline table and its ladder chart, from the records."""
+    readme.write_text(readme_with_headline(readme.read_text(), headline_table()))
+    return [readme, draw_ladder_chart(chart)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", nargs="?", type=Path, help="where the pages and chart go")
     parser.add_argument("--headline", action="store_true", help="print the headline table")
+    parser.add_argument(
+        "--readme", action="store_true", help="write the README's headline table and chart"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="the records' folder")
     args = parser.parse_args(argv)
-    if args.out_dir is None and not args.headline:
-        parser.error("give OUT_DIR, --headline, or both")
+    if args.out_dir is None and not (args.headline or args.readme):
+        parser.error("give OUT_DIR, --headline or --readme")
     try:
         if args.headline:
             print(headline_table(args.results))
         for path in write_all(args.out_dir, args.results) if args.out_dir else []:
+            print(path)
+        for path in write_readme() if args.readme else []:
             print(path)
     except FmnistError as e:
         print(f"docs/generate.py: {e}", file=sys.stderr)

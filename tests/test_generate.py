@@ -13,8 +13,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = {"headline.md", "ladder.md", "models.md", "audit-effect.md", "robustness.md",
-         "speed.md", "all-runs.md"}  # fmt: skip
+PAGES = {
+    "headline.md",
+    "ladder.md",
+    "models.md",
+    "audit-effect.md",
+    "robustness.md",
+    "speed.md",
+    "all-runs.md",
+}
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -156,3 +163,18 @@ def test_main_prints_the_headline_and_refuses_bad_records_in_one_line(records, c
     assert generate.main(["--headline", "--results", str(records)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and name in err
+
+
+def test_the_readme_shows_the_headline_table_the_records_give():
+    readme = (ROOT / "README.md").read_text()
+    assert generate.readme_with_headline(readme, generate.headline_table()) == readme, (
+        "README.md's headline table differs from the records: python docs/generate.py --readme"
+    )
+
+
+def test_the_readme_block_is_replaced_whole(tmp_path):
+    text = "intro\n<!-- headline:start -->\nold | table\n<!-- headline:end -->\nafter\n"
+    new = generate.readme_with_headline(text, "| new |\n")
+    assert new == "intro\n<!-- headline:start -->\n| new |\n<!-- headline:end -->\nafter\n"
+    with pytest.raises(generate.RecordsError, match="markers"):
+        generate.readme_with_headline("no markers here", "| new |")
