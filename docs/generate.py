@@ -24,7 +24,8 @@ from fmnist.analysis import results
 from fmnist.analysis.ladder import DEFAULT_SEEDS, RUNGS, rung_recipes
 from fmnist.errors import FmnistError
 from fmnist.files import atomic_write, read_json
-from fmnist.training.config import RECIPES, SETTING_FLAGS, load_recipe, make_config
+from fmnist.training.config import SETTING_FLAGS, TrainConfig, load_recipe, make_config
+from fmnist.training.recipes import PURPOSES, RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -344,7 +345,8 @@ LADDER_INTRO = (
 
 def ladder_markdown(results_dir: Path = RESULTS) -> str:
     """ladder.md: per machine class, the newest current record of each rung."""
-    blocks = ["# The accuracy/time ladder", LADDER_INTRO, "![accuracy against time](ladder.png)"]
+    # the pages that include this table show the chart beside it (_generated/ladder.png)
+    blocks = ["# The accuracy/time ladder", LADDER_INTRO]
     for machine, rungs in current_rungs(results_dir).items():
         blocks.append(f"## {machine}" + (": the reference" if is_reference(machine) else ""))
         rows = [ladder_row(name, rec, rung, results_dir) for name, rec, rung in rungs.values()]
@@ -876,6 +878,16 @@ def headline_table(results_dir: Path = RESULTS, weights_dir: Path = WEIGHTS) -> 
     return markdown(HEADLINE_HEAD, rows)
 
 
+def recipes_markdown() -> str:
+    """Every recipe with its model, epochs and purpose, from the code (as `fmnist recipes`)."""
+    defaults = dataclasses.asdict(TrainConfig())
+    rows = []
+    for name, settings in RECIPES.items():
+        recipe = {**defaults, **settings}
+        rows.append([f"`{name}`", f"`{recipe['model']}`", recipe["epochs"], PURPOSES[name]])
+    return page("# Recipes", markdown("recipe | model | epochs | purpose", rows))
+
+
 def write_all(
     out_dir: Path,
     results_dir: Path = RESULTS,
@@ -888,6 +900,7 @@ def write_all(
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = {
         "headline.md": headline_table(results_dir, weights_dir) + "\n",
+        "recipes.md": recipes_markdown(),
         "ladder.md": ladder_markdown(results_dir),
         "models.md": models_markdown(results_dir, weights_dir),
         "audit-effect.md": audit_markdown(results_dir),

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {
     "headline.md",
+    "recipes.md",
     "ladder.md",
     "models.md",
     "audit-effect.md",
@@ -81,7 +82,8 @@ def test_write_all_writes_every_page_and_the_chart(written):
 
 
 def test_every_row_names_its_machine_and_date(written):
-    texts = {name: written[name].read_text() for name in PAGES}
+    # recipes.md lists the code's presets, not measurements
+    texts = {name: written[name].read_text() for name in PAGES - {"recipes.md"}}
     texts["headline_table()"] = generate.headline_table()
     for name, text in texts.items():
         for head, rows in tables(text):

@@ -132,10 +132,10 @@ RECIPES: dict[str, dict] = {
 
 # One line each, for `fmnist recipes` and the help.
 PURPOSES: dict[str, str] = {
-    "seed": "the tutorial's CNN and training, as Keras runs it (about 90%)",
+    "seed": "the tutorial's CNN and training, as Keras runs it",
     "fast": "the tutorial's CNN in two epochs of a one-cycle schedule",
     "tuned": "the tutorial's CNN trained better: 30 epochs, mirroring, weight decay",
-    "best": "wide_cnn, 80 epochs with crops, erasing and a weight average (about 95%)",
+    "best": "wide_cnn, 80 epochs with crops, erasing and a weight average",
     "rung90": "the ladder's 90% rung: fastest to 90% on 2 CPU cores",
     "rung92": "the ladder's 92% rung on 2 CPU cores",
     "rung93": "the ladder's 93% rung on 2 CPU cores",
