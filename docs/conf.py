@@ -31,6 +31,9 @@ myst_heading_anchors = 3  # [text](page.md#a-heading) links, as on GitHub
 # _generated/ holds pieces that pages include, not pages of their own
 exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store"]
 
+# curly quotes only: "--epochs" and "..." in prose stay as typed (no dashes, no ellipses)
+smartquotes_action = "q"
+
 # docstrings write `name` for code, as Markdown does
 default_role = "code"
 autodoc_typehints = "signature"
