@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fmnist import cli, data
+from fmnist import cli, data, data_export
 from fmnist.analysis import audit
 from fmnist.training.config import make_config
 from tests import chromium
@@ -205,19 +205,19 @@ def test_bad_audit_input_is_one_line(cli, tmp_path, argv, content, fragment):
 
 def test_export_writes_every_image(dataset, tmp_path):
     ds = subset(dataset, 30, 20)
-    png = data.export(ds, "png", tmp_path / "png")
+    png = data_export.export(ds, "png", tmp_path / "png")
     files = sorted((png / "train").rglob("*.png"))
     assert len(files) == 30 and len(list((png / "test").rglob("*.png"))) == 20
     for f in files[:5]:
         i, label = int(f.stem), int(f.parent.name.split("-")[0])
         assert label == ds.train_labels[i]
         np.testing.assert_array_equal(np.asarray(Image.open(f)), ds.train_images[i])
-    out = data.export(ds, "csv", tmp_path / "csv")
+    out = data_export.export(ds, "csv", tmp_path / "csv")
     table = np.loadtxt(out / "fashion-mnist_test.csv", delimiter=",", skiprows=1, dtype=int)
     np.testing.assert_array_equal(table[:, 0], ds.test_labels)
     np.testing.assert_array_equal(table[:, 1:].reshape(-1, 28, 28), ds.test_images)
     with pytest.raises(data.DataError, match="not an empty folder"):
-        data.export(ds, "csv", out)
+        data_export.export(ds, "csv", out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["csv", "png"]  # no temporary left
 
 

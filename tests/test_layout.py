@@ -1,10 +1,10 @@
 """The package's layers: every import runs downward, none in a circle.
 
 Bottom to top: the ground floor (`errors`, `files`, and the package face, whose API
-functions import their stage only when called); `data`, `augment`, `models`, `corruptions`; `evaluate`,
-`checkpoint`; `training/`; `analysis/`; `deploy/`; `cli/`. A module may import its own layer
-and those below; `analysis/plots/` draws from arrays and imports no other stage; no module
-imports another stage's private (underscored) names.
+functions import their stage only when called); `data`, `data_export`, `augment`, `models`,
+`corruptions`; `evaluate`, `checkpoint`; `training/`; `analysis/`; `deploy/`; `cli/`. A module
+may import its own layer and those below; `analysis/plots/` draws from arrays and imports no
+other stage; no module imports another stage's private (underscored) names.
 """
 
 import ast
@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fmnist"
 LAYERS = [
     ["fmnist", "fmnist.errors", "fmnist.files"],
-    ["fmnist.data", "fmnist.augment", "fmnist.models", "fmnist.corruptions"],
+    ["fmnist.data", "fmnist.data_export", "fmnist.augment", "fmnist.models", "fmnist.corruptions"],
     ["fmnist.evaluate", "fmnist.checkpoint"],
     ["fmnist.training"],
     ["fmnist.analysis"],

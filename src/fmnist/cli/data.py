@@ -6,7 +6,7 @@ from fmnist.cli.common import data_flags
 
 
 def cmd_data(args) -> int:
-    from fmnist import data
+    from fmnist import data, data_export
 
     if args.export:
         from fmnist.files import output_dir
@@ -17,7 +17,7 @@ def cmd_data(args) -> int:
     ds = data.load(args.data_dir, download=args.download)
     if args.export:
         fmt, out = args.export
-        print(f"wrote {data.export(ds, fmt, out)}")
+        print(f"wrote {data_export.export(ds, fmt, out)}")
         return 0
     print(f"Fashion-MNIST from {ds.origin}: {ds.directory}")
     for name, digest in ds.sha256.items():
@@ -27,7 +27,7 @@ def cmd_data(args) -> int:
     for i, name in enumerate(data.CLASSES):
         print(f"  {i} {name:<12}{train[i]:>8}{test[i]:>8}")
     print(f"  {'total':<14}{train.sum():>8}{test.sum():>8}")
-    mean, std = data.pixel_stats(ds.train_images)
+    mean, std = data_export.pixel_stats(ds.train_images)
     print(f"\n  training pixels in [0, 1]: mean {mean:.4f}, standard deviation {std:.4f}")
     return 0
 
