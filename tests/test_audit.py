@@ -117,6 +117,7 @@ def test_exact_duplicates_against_a_plain_count():
     assert groups["across"] == [{"train": [9], "test": [3]}]
 
 
+@pytest.mark.slow
 def test_audit_command_writes_its_files_and_the_page_opens(tmp_path, capsys):
     out = tmp_path / "audit"
     rc = cli.main(
@@ -149,6 +150,7 @@ def test_audit_command_writes_its_files_and_the_page_opens(tmp_path, capsys):
     assert seen["images"] > 20 and min(seen["widths"]) == 28
 
 
+@pytest.mark.slow
 def test_exclude_drops_the_named_training_images(tmp_path, dataset):
     train_idx, _ = data.run_split(dataset.train_labels, 0.2, 0, 600)
     listed = tmp_path / "drop.txt"
@@ -221,6 +223,7 @@ def test_export_writes_every_image(dataset, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["csv", "png"]  # no temporary left
 
 
+@pytest.mark.slow
 def test_data_prints_the_pixel_statistics(capsys):
     assert cli.main(["data", "--no-download"]) == 0
     assert "mean 0.2860, standard deviation 0.3530" in capsys.readouterr().out

@@ -55,6 +55,7 @@ def assert_user_error(res, *fragments):
         assert fragment in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_data_reports_source_checksums_and_counts():
     res = fmnist("data", "--no-download")
     assert res.returncode == 0, res.stderr

@@ -120,6 +120,7 @@ def test_other_flags(cli, inputs, command, data, value):
 FIELDS = [f.name for f in TrainConfig.__dataclass_fields__.values()] + ["junk", ""]
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     settings_=st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=3),
@@ -140,6 +141,7 @@ def copy_model(inputs, tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     field=st.sampled_from(["format", "model", "args", "classes", "metrics", "input"]),
@@ -272,6 +274,7 @@ def places(inputs):
     return {**inputs, "afile": afile, "fifo": pipe}
 
 
+@pytest.mark.slow
 @FUZZ
 @given(writer=st.sampled_from(WRITERS), path=st.sampled_from(PATHS), suffix=st.booleans())
 def test_output_paths(cli, places, writer, path, suffix):

@@ -55,6 +55,7 @@ HISTORY = [
 ]
 
 
+@pytest.mark.slow
 def test_data_figures_are_not_blank(sample):
     x, y = sample
     first = np.array([np.flatnonzero(y == c)[0] for c in range(10)])

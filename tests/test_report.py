@@ -24,6 +24,9 @@ from fmnist.evaluate import evaluate_logits, infer
 
 from . import chromium
 
+# every test here reads one written report, which takes a trained run and its figures
+pytestmark = pytest.mark.slow
+
 FIGURES = [
     "sample_images",
     "class_distribution",
