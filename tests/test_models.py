@@ -183,3 +183,35 @@ def test_whitening_bias_after_the_pooling_is_the_same_function_off_the_gradient_
         model.zero_grad()
         model(x).sum().backward()
         assert model.whiten.bias.grad.abs().sum() > 0 and model.whiten.weight.grad is None
+
+
+def test_every_registered_model_fits_the_cost_bounds_with_room():
+    from fmnist.models.limits import MAX_MFLOP, MAX_PARAMETERS, meta_cost
+
+    costs = [meta_cost(lambda n=n: create_model(n), n) for n in list_models()]
+    largest_params = max(p for p, _ in costs)
+    largest_mflop = max(m for _, m in costs)
+    assert 10 * largest_params <= MAX_PARAMETERS <= 50 * largest_params
+    assert 10 * largest_mflop <= MAX_MFLOP <= 50 * largest_mflop
+
+
+def test_a_huge_architecture_is_refused_before_any_allocation():
+    import resource
+
+    def peak_bytes():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    before = peak_bytes()
+    with pytest.raises(ModelError, match="parameters; the limit is"):
+        create_model("wide_cnn", width=4096)
+    assert peak_bytes() - before < 200e6  # the real model's weights alone: about 19 GB
+
+
+def test_meta_cost_counts_like_the_real_model():
+    from fmnist.models import count_parameters, flops
+    from fmnist.models.limits import meta_cost
+
+    real = create_model("quick_wd")
+    params, mflop = meta_cost(lambda: create_model("quick_wd"), "quick_wd")
+    assert params == sum(count_parameters(real))
+    assert mflop == pytest.approx(flops(real) / 1e6)

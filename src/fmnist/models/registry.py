@@ -75,6 +75,9 @@ def create_model(name: str, **kwargs) -> nn.Module:
         )
     args = args_cls(**kwargs)
     check_args(name, args)
+    from fmnist.models.limits import meta_cost  # imports this module: a cycle at the top
+
+    meta_cost(lambda: cls(args), f"model {name!r}")  # its size, before any memory is taken
     model = cls(args)
     model.args = args
     return model
