@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from fmnist.models.registry import ModelError
+from fmnist.errors import ModelError
 
 # The largest registered model (wide_cnn96 at its defaults) has about 2.6 M parameters and
 # 520 MFLOP per image forward; these bounds allow about 20x that (tests/test_models.py

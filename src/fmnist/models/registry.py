@@ -10,14 +10,11 @@ from collections.abc import Callable
 
 from torch import nn
 
-from fmnist.errors import FmnistError
+from fmnist.errors import ModelError
+from fmnist.models.limits import meta_cost
 
 _REGISTRY: dict[str, tuple[type, type]] = {}
 _DESCRIPTIONS: dict[str, str] = {}  # name -> one line in plain words, for `fmnist models`
-
-
-class ModelError(FmnistError):
-    pass
 
 
 def register(name: str, args_cls: type, *, description: str = "") -> Callable[[type], type]:
@@ -75,8 +72,6 @@ def create_model(name: str, **kwargs) -> nn.Module:
         )
     args = args_cls(**kwargs)
     check_args(name, args)
-    from fmnist.models.limits import meta_cost  # imports this module: a cycle at the top
-
     meta_cost(lambda: cls(args), f"model {name!r}")  # its size, before any memory is taken
     model = cls(args)
     model.args = args
