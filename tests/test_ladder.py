@@ -4,6 +4,7 @@ import json
 import statistics
 
 import pytest
+import torch
 
 from fmnist import cli
 from fmnist.analysis import ladder
@@ -45,6 +46,7 @@ def test_a_rung_runs_another_recipe_from_a_recipe_file(dataset, tmp_path):
 
 def test_the_ladder_runs_each_rung_for_its_seeds_and_reports(dataset):
     ds = small(dataset)
+    said = []
     record = ladder.run(
         ds,
         ["90%"],
@@ -52,7 +54,7 @@ def test_the_ladder_runs_each_rung_for_its_seeds_and_reports(dataset):
         device_name="cpu",
         compare=("fast",),
         compare_budget_s=1e9,
-        log=lambda *a: None,
+        log=said.append,
         train_limit=2000,
         epochs=2,
         batch_size=64,
@@ -66,6 +68,13 @@ def test_the_ladder_runs_each_rung_for_its_seeds_and_reports(dataset):
     assert rung["rung_met"] == (statistics.mean(values) >= 0.90)
     t = rung["train_s"]
     assert t["min"] <= t["median"] <= t["max"] and rung["images_per_s"] > 0
+    assert rung["first_seed_s"] == t["values"][0]
+    for when in ("start", "end"):  # the machine's speed, measured in the same run
+        probe = record["calibration"][when]
+        assert probe["matmul_gflops"] > 0 and probe["seed_images_per_s"] > 0
+    # the estimate comes first, then each seed with what is left
+    assert said[0].startswith("ladder: about ") and "90% 2 x " in said[0]
+    assert any("seed 0 (1 of 2)" in line and "left" in line for line in said)
     assert rung["epochs"] == 2 and rung["precision"] in ("fp32", "bf16")
     env = record["machine"]
     assert env["cpu_capability"] and env["torch_threads"] >= 1 and env["torch"]
@@ -252,3 +261,24 @@ def test_bad_merge_and_seed_flags_are_refused(seeds_apart, tmp_path, capsys, arg
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "M").exists()
+
+
+def test_the_ladder_alone_plans_what_fits_in_its_budget(monkeypatch):
+    per_seed = {"rung90": 5.0, "rung92": 25.0, "rung93": 70.0, "rung94": 170.0, "rung95": 2000.0}
+    monkeypatch.setattr(
+        ladder.probe, "estimate_seconds", lambda recipe, seeds, device: seeds * per_seed[recipe]
+    )
+    cpu = torch.device("cpu")
+    # 90% and 92% with 5 seeds (150 s), 93% with 5 would pass 300 s: 2 seeds (290 s); 94% none
+    assert ladder.quick_plan(cpu, 300.0) == {"90%": 5, "92%": 5, "93%": 2}
+    assert ladder.quick_plan(cpu, 1.0) == {"90%": 1}  # always something to show
+    assert ladder.duration(45) == "45 s" and ladder.duration(720) == "12 min"
+    assert ladder.duration(9000) == "2.5 h"
+
+
+def test_the_estimate_follows_the_recipes_epochs():
+    cpu = torch.device("cpu")
+    one = ladder.probe.estimate_seconds("rung90", 1, cpu, train_limit=6000)
+    rate = 6000 / one  # images/s of the probe
+    assert 100 < rate < 1e6
+    assert ladder.probe.recipe_images_per_s("rung90", cpu) > 0

@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fmnist.analysis import probe
 from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
 from fmnist.files import NUMBER, check_fields, is_number
@@ -41,6 +42,9 @@ COMPARE = ("fast", "tuned", "best")
 # where a kind of device has rungs of its own: on a GPU a step costs more than its FLOPs
 DEVICE_RUNGS: dict[str, dict[str, str]] = {"cuda": {"94%": "gpu94", "95%": "gpu95"}}
 DEFAULT_SEEDS = {"95%": 3}  # the others: --seeds (default 5)
+# `fmnist bench --ladder` alone runs what fits in a few minutes here, and says so
+QUICK_BUDGET_S = 300.0
+QUICK_SEEDS = 2
 
 
 class _Budget(Exception):
@@ -79,7 +83,7 @@ def run_rung(
     name, preset = load_recipe(recipe)
     values, times, rates = [], [], []
     cfg = None
-    for seed in range(first_seed, first_seed + seeds):
+    for i, seed in enumerate(range(first_seed, first_seed + seeds)):
         cfg = make_config(recipe, seed=seed, device=device.type, all_data=True, **settings)
         result = train(cfg, out=out_dir / f"{name}-s{seed}", dataset=ds, log=lambda *a: None)
         m = result.metrics
@@ -88,7 +92,11 @@ def run_rung(
         times.append(m["train_s"])
         record = json.loads((result.run_dir / "config.json").read_text())
         rates.append(record["data"]["n_train"] * m["epochs"] / m["train_s"])
-        log(f"  {rung} {name} seed {seed}: {acc:.2%} in {m['train_s']:.1f} s")
+        left = (seeds - i - 1) * statistics.median(times)
+        log(
+            f"  {rung} {name} seed {seed} ({i + 1} of {seeds}): {acc:.2%} in "
+            f"{m['train_s']:.1f} s" + (f"; about {left:.0f} s left for this rung" if left else "")
+        )
     return {
         "rung": rung,
         "recipe": name,
@@ -117,6 +125,8 @@ def summary(rung: str, seeds: list[int], values, times, rates) -> dict:
             "values": values,
         },
         "reached": sum(v >= rung_value(rung) for v in values),
+        # what a user running one seed sees: the rung's first run, warm-up included
+        "first_seed_s": round(times[0], 2),
         "rung_met": mean >= rung_value(rung),
         "train_s": {  # rounded as recorded, so a merge of records gives the same
             "median": round(statistics.median(times), 2),
@@ -161,7 +171,7 @@ def first_reach(ds, recipe: str, device, out_dir: Path, budget_s: float, **setti
 def run(
     ds,
     rungs: list[str],
-    seeds: int | None,
+    seeds: int | dict[str, int] | None,
     *,
     device_name: str = "auto",
     compare: tuple[str, ...] = COMPARE,
@@ -172,32 +182,35 @@ def run(
     first_seed: int = 0,
     **settings,
 ) -> dict:
-    """The ladder's record. `recipes` (rung -> recipe name or file) replaces rungs' recipes;
-    seeds are numbered from `first_seed` (a rung's seeds run apart, then `merge`d);
-    `settings` override every run's (smoke runs: train_limit, epochs)."""
+    """The ladder's record. `seeds`: per run, or rung -> seeds (default: the rung's own);
+    `recipes` (rung -> recipe name or file) replaces rungs' recipes; seeds are numbered from
+    `first_seed` (a rung's seeds run apart, then `merge`d); `settings` override every run's
+    (smoke runs: train_limit, epochs). The machine's calibration probe runs at the start and
+    the end, and an estimate of the whole is printed before anything trains."""
     unknown = [r for r in rungs if r not in RUNGS]
     if unknown:
         raise FmnistError(f"unknown rung(s) {', '.join(unknown)}; rungs: {', '.join(RUNGS)}")
-    if seeds is not None and seeds < 1:
-        raise FmnistError(f"--seeds must be at least 1, got {seeds}")
+    plan = seeds_per_rung(rungs, seeds)
+    if min(plan.values(), default=1) < 1:
+        raise FmnistError(f"--seeds must be at least 1, got {min(plan.values())}")
     if first_seed < 0:
         raise FmnistError(f"--first-seed must be 0 or more, got {first_seed}")
     device = resolve_device(device_name)
     chosen = rung_recipes(device.type, recipes)
-    env = environment()
     record = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(device),
-        "machine": env,
+        "machine": environment(),
+        "calibration": {"start": probe.calibration(device)},
         "data_load_s": load_s,
         "settings": settings,
         "rungs": [],
         "compare": [],
     }
+    announce(plan, chosen, compare, compare_budget_s, device, log, settings)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for rung in rungs:
-            n = seeds or DEFAULT_SEEDS.get(rung, 5)
+        for rung, n in plan.items():
             log(f"rung {rung}: {chosen[rung]}, {n} seeds ...")
             t0 = time.perf_counter()
             record["rungs"].append(
@@ -219,7 +232,62 @@ def run(
             record["compare"].append(
                 first_reach(ds, recipe, device, tmp, compare_budget_s, **settings)
             )
+    record["calibration"]["end"] = probe.calibration(device)
     return record
+
+
+def seeds_per_rung(rungs: list[str], seeds: int | dict[str, int] | None) -> dict[str, int]:
+    """rung -> how many seeds it runs: `seeds` where given, else the rung's default."""
+    if isinstance(seeds, dict):
+        return {rung: seeds[rung] for rung in rungs}
+    return {rung: seeds or DEFAULT_SEEDS.get(rung, 5) for rung in rungs}
+
+
+def announce(plan, chosen, compare, compare_budget_s, device, log, settings) -> float:
+    """Print, before anything trains, about how long each part will take; returns the total."""
+    total = 0.0
+    parts = []
+    for rung, n in plan.items():
+        seconds = probe.estimate_seconds(chosen[rung], n, device, **settings)
+        parts.append(f"{rung} {n} x {seconds / n:.0f} s")
+        total += seconds
+    total += len(compare) * compare_budget_s
+    if compare:
+        parts.append(f"{len(compare)} compared recipe(s) up to {compare_budget_s:.0f} s each")
+    log(f"ladder: about {duration(total)} here ({'; '.join(parts)}), plus loading")
+    return total
+
+
+def quick_plan(device, budget_s: float = QUICK_BUDGET_S, recipes=None) -> dict[str, int]:
+    """The rungs that fit in `budget_s` on this machine, in order, each with its default
+    seeds or, where those do not fit, QUICK_SEEDS: what `fmnist bench --ladder` runs alone."""
+    chosen = rung_recipes(device.type, recipes)
+    plan: dict[str, int] = {}
+    spent = 0.0
+    for rung in RUNGS:
+        per_seed = probe.estimate_seconds(chosen[rung], 1, device)
+        n = next(
+            (
+                k
+                for k in (DEFAULT_SEEDS.get(rung, 5), QUICK_SEEDS)
+                if spent + k * per_seed <= budget_s
+            ),
+            None,
+        )
+        if n is None:
+            break
+        plan[rung] = n
+        spent += n * per_seed
+    return plan or {next(iter(RUNGS)): 1}
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: 45 s, 12 min, 2.5 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # what must be equal for two records' seeds to be counted together
@@ -308,6 +376,7 @@ def merge(records: list[tuple[str, dict]]) -> dict:
         "settings": first["settings"],
         "rungs": sorted(merged, key=lambda r: rung_value(r["rung"])),
         "compare": first.get("compare", []),
+        "calibration": first.get("calibration"),
         "merged_from": [{"record": name, "date": r["date"]} for name, r in records],
     }
 
