@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fmnist import cli
-from fmnist.analysis import ladder
+from fmnist.analysis import ladder, ladder_merge, probe
 from fmnist.training.config import RECIPES, make_config
 
 from .test_bench import small
@@ -162,7 +162,7 @@ def test_seeds_run_apart_merge_into_what_one_run_gives(seeds_apart, tmp_path, ca
     assert merged["train_s"]["median"] == round(statistics.median(times), 2)
     rates = first["rungs"][0]["images_per_s_values"] + second["rungs"][0]["images_per_s_values"]
     assert merged["images_per_s"] == pytest.approx(statistics.median(rates), abs=0.1)
-    for key in ladder.SAME_RUNG:
+    for key in ladder_merge.SAME_RUNG:
         assert merged[key] == direct[key]
 
 
@@ -272,8 +272,8 @@ def test_the_ladder_alone_plans_what_fits_in_its_budget(monkeypatch):
     # 90% and 92% with 5 seeds (150 s), 93% with 5 would pass 300 s: 2 seeds (290 s); 94% none
     assert ladder.quick_plan(cpu, 300.0) == {"90%": 5, "92%": 5, "93%": 2}
     assert ladder.quick_plan(cpu, 1.0) == {"90%": 1}  # always something to show
-    assert ladder.duration(45) == "45 s" and ladder.duration(720) == "12 min"
-    assert ladder.duration(9000) == "2.5 h"
+    assert probe.duration(45) == "45 s" and probe.duration(720) == "12 min"
+    assert probe.duration(9000) == "2.5 h"
 
 
 def test_the_estimate_follows_the_recipes_epochs():

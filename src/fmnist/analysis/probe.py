@@ -84,6 +84,30 @@ def estimate_seconds(recipe: str, seeds: int, device: torch.device, **settings) 
     return seeds * cfg.epochs * images / rate
 
 
+def announce(plan, chosen, compare, compare_budget_s, device, log, settings) -> float:
+    """Print, before anything trains, about how long each part will take; returns the total."""
+    total = 0.0
+    parts = []
+    for rung, n in plan.items():
+        seconds = estimate_seconds(chosen[rung], n, device, **settings)
+        parts.append(f"{rung} {n} x {seconds / n:.0f} s")
+        total += seconds
+    total += len(compare) * compare_budget_s
+    if compare:
+        parts.append(f"{len(compare)} compared recipe(s) up to {compare_budget_s:.0f} s each")
+    log(f"ladder: about {duration(total)} here ({'; '.join(parts)}), plus loading")
+    return total
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: 45 s, 12 min, 2.5 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -112,6 +112,7 @@ def cmd_bench(args) -> int:
 
 def merge_ladders(args) -> int:
     from fmnist.analysis import ladder
+    from fmnist.analysis.ladder_merge import MergeError, merge
     from fmnist.files import read_json
 
     given = [
@@ -125,13 +126,11 @@ def merge_ladders(args) -> int:
         if value
     ]
     if given:
-        raise ladder.MergeError(f"--merge combines records and runs nothing: leave out {given[0]}")
+        raise MergeError(f"--merge combines records and runs nothing: leave out {given[0]}")
     if not args.out:
-        raise ladder.MergeError("--merge needs --json FILE or --out FILE, the merged record's file")
-    records = [
-        (path, read_json(path, "ladder record", error=ladder.MergeError)) for path in args.merge
-    ]
-    merged = ladder.merge(records)
+        raise MergeError("--merge needs --json FILE or --out FILE, the merged record's file")
+    records = [(path, read_json(path, "ladder record", error=MergeError)) for path in args.merge]
+    merged = merge(records)
     table = ladder.format_table(merged)
     save_results(results_file(args.out, args.out), merged, table)  # nothing made before
     return 0
@@ -142,7 +141,7 @@ def bench_ladder(args, device) -> int:
     from datetime import date
 
     from fmnist import data
-    from fmnist.analysis import ladder
+    from fmnist.analysis import ladder, probe
 
     rungs, compare, recipes = ladder_plan(args)
     out = results_file(args.out, f"benchmarks/results/{date.today()}-ladder-{device.type}.json")
@@ -152,7 +151,7 @@ def bench_ladder(args, device) -> int:
         rungs = list(seeds)
         print(
             f"fmnist bench --ladder alone runs what fits in about "
-            f"{ladder.duration(ladder.QUICK_BUDGET_S)} here: "
+            f"{probe.duration(ladder.QUICK_BUDGET_S)} here: "
             + ", ".join(f"{rung} ({n} seeds)" for rung, n in seeds.items())
             + ". Every rung: --rungs 90 92 93 94 95 --seeds 5 (95%: 3 with --rungs 95)."
         )
