@@ -330,3 +330,23 @@ def test_whitened_model_learns_and_its_weight_average_keeps_the_whitening(datase
     assert not model.whiten.weight.requires_grad
     pred = infer(model, dataset.test_images[:1000]).argmax(1).numpy()
     assert (pred == dataset.test_labels[:1000]).mean() > 0.7
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic_gives_the_same_numbers_again(dataset, tmp_path, device):
+    """--deterministic: on a GPU too (cuDNN and cuBLAS choose kernels by timing otherwise),
+    the same seed gives the same digits; the process's settings are put back after."""
+    cfg = make_config(
+        "fast", epochs=1, train_limit=1500, device=device, deterministic=True, eval_batch_size=500
+    )
+    runs = [
+        train(cfg, out=tmp_path / f"r{i}", dataset=dataset, log=lambda *a: None) for i in (0, 1)
+    ]
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc")
+    first, again = ([[r[k] for k in keys] for r in run.history] for run in runs)
+    assert first == again
+    assert runs[0].metrics["test_accuracy"] == runs[1].metrics["test_accuracy"]
+    assert not torch.are_deterministic_algorithms_enabled()

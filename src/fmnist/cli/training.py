@@ -215,6 +215,13 @@ def setting_flags(group) -> None:
         help="leave these training images out: an audit.json (fmnist audit) or a list of "
         "indices (JSON, or one per line)",
     )
+    group.add_argument(
+        "--deterministic",
+        action="store_const",
+        const=True,
+        help="deterministic kernels, so the same seed gives the same numbers on a GPU as on a "
+        "CPU (slower on a GPU) " + default_in("deterministic"),
+    )
 
 
 def run_flags(group) -> None:

@@ -3,10 +3,12 @@ that steps it (optimizer, schedule, weight average, graphed step, random generat
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,6 +164,31 @@ def build_run(cfg: TrainConfig, split: RunData, *, ctx, device, run_dir, log, fr
     )
 
 
+@contextlib.contextmanager
+def kernel_choice(cfg: TrainConfig):
+    """With cfg.deterministic: PyTorch's deterministic algorithms (an error where an operation
+    has none), cuDNN without its timing-based choice, and cuBLAS's fixed workspace, for the
+    run only; on a CPU the same seed gives the same numbers already."""
+    if not cfg.deterministic:
+        yield
+        return
+    # cuBLAS reads this when its first handle is made; a process that already ran CUDA
+    # matrix multiplies without it keeps its handles (set it in the environment then)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]
+
+
 def place_model(model, cfg: TrainConfig, split: RunData, *, ctx, device, fresh: bool):
     """The model as the settings ask it to train (BatchNorm momentum, synced BatchNorm,
     device, memory layout), initialised from the data where it asks; returns it and the
@@ -173,7 +200,7 @@ def place_model(model, cfg: TrainConfig, split: RunData, *, ctx, device, fresh: 
     if cfg.sync_bn and ctx.active:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" and not cfg.deterministic:
         # fixed image size: let cuDNN time its convolution algorithms once and keep the best
         torch.backends.cudnn.benchmark = True
     if cfg.channels_last:

@@ -52,6 +52,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC activations (pays for wider models under bf16 on CPUs)
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over all processes (CUDA only)
     cuda_graph: bool = True  # on one GPU: each full batch's step replayed as one captured graph
+    deterministic: bool = False  # deterministic kernels: the same seed, the same numbers on a GPU
     exclude: str = ""  # training images to leave out: an audit's JSON or a list of indices
 
 
@@ -70,6 +71,7 @@ SETTING_FLAGS = (
     "all_data",
     "exclude",
     "augment",
+    "deterministic",
 )
 
 

@@ -28,7 +28,7 @@ from fmnist.evaluate import evaluate_logits, infer
 from fmnist.files import write_json
 from fmnist.models import count_parameters
 from fmnist.training import distributed, resume
-from fmnist.training.build import Run, build_run, describe, prepare_data
+from fmnist.training.build import Run, build_run, describe, kernel_choice, prepare_data
 from fmnist.training.config import TrainConfig
 from fmnist.training.epoch import Validation, train_epoch, validate
 from fmnist.training.rundir import (
@@ -69,7 +69,7 @@ def train(
     if ctx.rank != 0:
         log, on_epoch = (lambda *a: None), None
     try:
-        with run_directory(cfg, out, ctx=ctx, resume_run=resume_run) as run_dir:
+        with run_directory(cfg, out, ctx=ctx, resume_run=resume_run) as run_dir, kernel_choice(cfg):
             # prepare the data: the verified files, the seeded split
             if dataset is None:
                 dataset = data.load(data_dir, download=download)
