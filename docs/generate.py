@@ -284,7 +284,10 @@ def accuracy_cell(rung: dict) -> str:
 
 def time_cell(rung: dict) -> str:
     t = rung["train_s"]
-    return f"{t['median']:,.1f} s ({t['min']:,.1f}-{t['max']:,.1f})"
+    text = f"{t['median']:,.1f} s ({t['min']:,.1f}-{t['max']:,.1f})"
+    if "first_seed_s" in rung:  # recorded since the ladder reports it
+        text += f"; first seed {rung['first_seed_s']:,.1f} s"
+    return text
 
 
 LADDER_HEAD = (
