@@ -24,6 +24,7 @@ from fmnist.data import CLASSES
 from fmnist.errors import FmnistError
 from fmnist.files import atomic_write, read_json, regular_file, write_json
 from fmnist.models import ModelError, create_model, model_args
+from fmnist.models.user import USER, ChangedCodeError, build_user_model, is_module_name, parse_spec
 
 FORMAT = "fmnist-model/1"
 STATE_FORMAT = "fmnist-train-state/1"
@@ -84,12 +85,16 @@ def save_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    user = getattr(model, "fmnist_user", None)  # a model of the user's code (models.user)
+    if user is not None:
+        kind = {"model": USER, "args": user["args"], "user": {k: user[k] for k in USER_FIELDS}}
+    else:
+        kind = {"model": model.model_name, "args": model_args(model)}
     write_json(
         path.with_suffix(".json"),
         {
             "format": FORMAT,
-            "model": model.model_name,
-            "args": model_args(model),
+            **kind,
             "classes": list(CLASSES),
             "input": "float32 (N, 1, 28, 28), pixels in [0, 1], dark background",
             "metrics": metrics or {},
@@ -109,6 +114,8 @@ def read_description(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{desc}: field 'model' must be a model's name")
     if not isinstance(info.get("args", {}), dict):
         raise CheckpointError(f"{desc}: field 'args' must be an object of the model's arguments")
+    if info["model"] == USER:
+        check_user_record(info.get("user"), desc)
     classes = info.get("classes")
     if classes is not None and (
         not isinstance(classes, list)
@@ -118,19 +125,56 @@ def read_description(path: str | os.PathLike) -> dict:
     return info
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+# what a user model's description keeps of its code ("args" sits beside, as a registry model's)
+USER_FIELDS = ("spec", "path", "sha256", "class")
+
+
+def check_user_record(user, desc: Path) -> None:
+    """A user model's "user" field: where its code was and the digest it had."""
+    ok = isinstance(user, dict) and all(isinstance(user.get(k), str) for k in USER_FIELDS)
+    if ok:
+        digest = user["sha256"]
+        ok = (
+            len(digest) == 64
+            and all(c in "0123456789abcdef" for c in digest)
+            and user["class"].isidentifier()
+            and len(user["path"]) <= 4096
+            and len(user["spec"]) <= 4096
+        )
+    if not ok:
+        raise CheckpointError(
+            f"{desc}: field 'user' must name the model's code: spec, path, sha256 and class"
+        )
+
+
+def load_model(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    model_code: str | os.PathLike | None = None,
+    allow_changed_code: bool = False,
+) -> nn.Module:
     """Rebuild the architecture from the description and load the weights (eval mode).
 
     Checked at this one door: the description (see read_description), the arguments'
     ranges, as many class names as the model has outputs, every tensor's name, shape and
-    dtype against the architecture, and weights that are all finite."""
+    dtype against the architecture, and weights that are all finite.
+
+    A model of the user's own code (description "model": "user") is rebuilt only from the
+    code the caller names in `model_code` (a .py file or a module name), never from the
+    path the description holds; a source whose SHA-256 differs from the recorded one is
+    refused unless `allow_changed_code`."""
     weights, desc = resolve(path)
     info = read_description(path)
-    try:
-        model = create_model(info["model"], **info.get("args", {}))
-    except (ModelError, TypeError) as e:
-        raise CheckpointError(f"{desc}: {e}") from None
-    outputs = getattr(model.args, "num_classes", len(CLASSES))
+    if info["model"] == USER:
+        model = user_model(info, desc, model_code, allow_changed_code)
+        outputs = len(CLASSES)  # check_user_forward held it to 10 logits
+    else:
+        try:
+            model = create_model(info["model"], **info.get("args", {}))
+        except (ModelError, TypeError) as e:
+            raise CheckpointError(f"{desc}: {e}") from None
+        outputs = getattr(model.args, "num_classes", len(CLASSES))
     classes = info.get("classes")
     if (
         classes is None
@@ -151,7 +195,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
         want = expected.get(name)
         if want is not None and tensor.dtype != want.dtype:
             raise CheckpointError(
-                f"{weights}: tensor {name!r} is {tensor.dtype}, model {info['model']!r} "
+                f"{weights}: tensor {name!r} is {tensor.dtype}, model {model_label(info)!r} "
                 f"needs {want.dtype}"
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
@@ -161,9 +205,45 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     except RuntimeError as e:
         first = " ".join(str(e).split())
         raise CheckpointError(
-            f"{weights}: weights do not fit model {info['model']!r} ({first[:300]})"
+            f"{weights}: weights do not fit model {model_label(info)!r} ({first[:300]})"
         ) from None
     return model.to(device).eval()
+
+
+def user_model(info: dict, desc: Path, model_code, allow_changed_code: bool) -> nn.Module:
+    """The user model a description records, built from the code the caller named."""
+    user = info["user"]
+    recorded, name = parse_spec(user["spec"])
+    if model_code is None:
+        code = recorded if is_module_name(recorded) else user["path"]
+        raise CheckpointError(
+            f"{desc}: a model of your own code ({name} in {user['path']}); fmnist imports no "
+            f"code a model file names: give it with --model-code {code} "
+            "(model_code= in Python)"
+        )
+    code = str(model_code)
+    if ":" in code:  # file.py:Class given: the class must be the recorded one
+        code, given = parse_spec(code)
+        if given != name:
+            raise CheckpointError(f"{desc}: the model's class is {name}, not {given}")
+    try:
+        return build_user_model(
+            f"{code}:{name}",
+            info.get("args", {}),
+            expect_sha256=None if allow_changed_code else user["sha256"],
+        )
+    except ChangedCodeError as e:
+        raise CheckpointError(
+            f"{e} ({user['path']}); give the code it was trained with, or "
+            "--allow-changed-code to load these weights into the changed code"
+        ) from None
+    except ModelError as e:
+        raise CheckpointError(f"{desc}: {e}") from None
+
+
+def model_label(info: dict) -> str:
+    """A described model's name for messages: its registry name, or a user model's spec."""
+    return info["user"]["spec"] if info["model"] == USER else info["model"]
 
 
 def save_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], record: dict) -> None:
