@@ -16,6 +16,9 @@ import csv
 import io
 import math
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +57,44 @@ class ImageTooLarge(ImageError):
 # ----------------------------------------------------------------------------
 
 
+@contextmanager
+def decoding(name: str, max_pixels: int = MAX_PIXELS) -> Iterator[None]:
+    """The one door for Pillow's work on an image: opening, decoding, converting.
+
+    Pillow's decoders raise whatever their parsing meets in a malformed file (OSError,
+    ValueError, SyntaxError, EOFError, struct.error, zlib.error, KeyError, IndexError,
+    TypeError, DecompressionBombError, ...), so every exception but our own becomes an
+    ImageError here; a file system error keeps its own words. Pillow's warnings about the
+    file (a bomb-sized header, a corrupt EXIF block) are not shown: the image is either
+    used or refused in one line, and MAX_PIXELS is checked right after the header."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise UnsupportedImage(
+            f"{name}: not an image in an allowed format ({', '.join(FORMATS)})"
+        ) from None
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"{name}: too many pixels (the limit is {max_pixels:,})") from None
+    except MemoryError:
+        raise ImageTooLarge(f"{name}: too large to decode in this machine's memory") from None
+    except OSError as e:
+        if e.errno is not None:  # the file system's error, not the image's
+            raise ImageError(f"{name}: cannot read ({e.strerror})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({brief(e)})") from None
+    except Exception as e:
+        raise ImageError(f"{name}: corrupt or malformed image ({brief(e)})") from None
+
+
+def brief(e: BaseException) -> str:
+    """An exception's words on one short line."""
+    words = " ".join(str(e).split()) or type(e).__name__
+    return words if len(words) <= 200 else words[:199] + "…"
+
+
 def open_image(
     source: str | os.PathLike | bytes, name: str | None = None, max_pixels: int = MAX_PIXELS
 ) -> Image.Image:
@@ -75,49 +116,50 @@ def open_image(
             raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
         if empty:
             raise ImageError(f"{name}: empty file; give a PNG, JPEG, WebP, GIF or BMP image")
-    try:
+    with decoding(name, max_pixels):
         img = Image.open(fp, formats=FORMATS)
-    except UnidentifiedImageError:
-        raise UnsupportedImage(
-            f"{name}: not an image in an allowed format ({', '.join(FORMATS)})"
-        ) from None
-    except Image.DecompressionBombError:
-        raise ImageTooLarge(f"{name}: too many pixels (the limit is {max_pixels:,})") from None
-    except OSError as e:
-        if e.errno is not None:  # the file system's error, not the image's
-            raise ImageError(f"{name}: cannot read ({e.strerror})") from None
-        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
     try:
-        w, h = img.size
-        if w * h > max_pixels:
-            raise ImageTooLarge(f"{name}: {w}x{h} is {w * h:,} pixels; the limit is {max_pixels:,}")
-        if w == 0 or h == 0:
-            raise ImageError(f"{name}: the image has no pixels ({w}x{h})")
-        if img.format == "JPEG":
-            # Decode big JPEGs at 1/2, 1/4 or 1/8 scale (DCT scaling): much faster, and the
-            # result is 28 pixels anyway.
-            img.draft(img.mode, (WORK_EDGE, WORK_EDGE))
-        img.load()
+        with decoding(name, max_pixels):
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageTooLarge(
+                    f"{name}: {w}x{h} is {w * h:,} pixels; the limit is {max_pixels:,}"
+                )
+            if w == 0 or h == 0:
+                raise ImageError(f"{name}: the image has no pixels ({w}x{h})")
+            if img.format == "JPEG":
+                # Decode big JPEGs at 1/2, 1/4 or 1/8 scale (DCT scaling): much faster, and
+                # the result is 28 pixels anyway.
+                img.draft(img.mode, (WORK_EDGE, WORK_EDGE))
+            img.load()
     except ImageError:
         img.close()
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
-        img.close()
-        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
     return img
+
+
+def rgb_image(img: Image.Image, name: str = "image") -> Image.Image:
+    """Any image, read from a file or given in memory, as RGB (see to_rgb), through the door."""
+    with decoding(name):
+        w, h = img.size
+        if w == 0 or h == 0:
+            raise ImageError(f"{name}: the image has no pixels ({w}x{h})")
+        return to_rgb(img)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB, upright (EXIF orientation), transparency composited over white like a product shot."""
     try:
         img = ImageOps.exif_transpose(img)
-    except (OSError, ValueError, SyntaxError):  # a malformed EXIF block: keep the pixels as stored
+    except Exception:  # a malformed EXIF block, in any of its ways: keep the pixels as stored
         pass
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError("pixels that are NaN or infinite")
         scale = 257.0 if img.mode.startswith("I;16") or arr.max() > 255 else 1.0
         img = Image.fromarray(np.clip(arr / scale, 0, 255).round().astype(np.uint8), "L")
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
@@ -136,7 +178,8 @@ def gray(rgb: np.ndarray) -> np.ndarray:
 
 def looks_like_dataset(img: Image.Image) -> bool:
     """28x28 with a dark border: every one of the 70,000 dataset images has a border mean
-    below 108, while a photo's light background is near 255."""
+    below 108, while a photo's light background is near 255. Given the RGB image, so a
+    transparent border counts as the white it is composited over."""
     if img.size != (SIZE, SIZE):
         return False
     g = np.asarray(img.convert("L"), dtype=np.float64)
@@ -180,12 +223,12 @@ def adaptive_sharpen(rgb: np.ndarray) -> np.ndarray:
 
 def prepare(img: Image.Image, name: str = "image") -> np.ndarray:
     """Any decoded image -> uint8 (28, 28), item bright on a dark background."""
+    img = rgb_image(img, name)  # alpha composited over white at every size
     if looks_like_dataset(img):
         g = np.asarray(img.convert("L"), dtype=np.uint8).copy()
         rgb = np.repeat(g[..., None], 3, axis=2)
         trim_box(rgb, background(rgb), name)  # refuses an image all of one colour
         return g
-    img = to_rgb(img)
     longer = max(img.size)
     if longer > WORK_EDGE:
         img = img.reduce(math.ceil(longer / WORK_EDGE))
