@@ -54,13 +54,17 @@ def cmd_train(args) -> int:
 
 def train_config(args):
     """The run's settings: those a resumed run started with, or the recipe's under the flags."""
+    from fmnist.models.user import check_model_args
     from fmnist.training.config import SETTING_FLAGS, make_config
     from fmnist.training.resume import resume_config
 
     if not args.resume:
+        settings = {f: getattr(args, f) for f in SETTING_FLAGS}
+        if args.model_args is not None:
+            settings["model_args"] = check_model_args(args.model_args)
         return make_config(
             args.recipe,
-            **{f: getattr(args, f) for f in SETTING_FLAGS},
+            **settings,
             device=args.device,
             sync_bn=args.sync_bn or None,
         )
@@ -105,12 +109,14 @@ def train_once(cfg, args) -> int:
 
 def start_tracking(tracker, cfg, args) -> None:
     """An MLflow run named as the run directory; a resumed run's epochs so far logged first."""
+    from fmnist.training.rundir import model_label
+
     history = []
     if args.resume:
         from fmnist.training.resume import load
 
         history = load(args.resume)[1]["history"]
-    name = args.resume or args.out or f"{cfg.model}-{cfg.recipe}-s{cfg.seed}"
+    name = args.resume or args.out or f"{model_label(cfg.model)}-{cfg.recipe}-s{cfg.seed}"
     tracker.start(cfg, run_name=Path(name).name, history=history)
 
 
@@ -168,7 +174,15 @@ def setting_flags(group) -> None:
     """The training settings a flag can set (fmnist.training.config.SETTING_FLAGS, and the
     device); left out, each is the recipe's."""
     group.add_argument(
-        "--model", help="architecture, a name fmnist models lists " + default_in("model")
+        "--model",
+        help="architecture: a name fmnist models lists, or a model of your own code, "
+        "path/to/file.py:ClassName or package.module:ClassName " + default_in("model"),
+    )
+    group.add_argument(
+        "--model-args",
+        metavar="JSON",
+        help="the model's keyword arguments, a JSON object such as '{\"width\": 64}' "
+        "(default: the model's own defaults)",
     )
     group.add_argument("--epochs", type=int, help="maximum epochs " + default_in("epochs"))
     group.add_argument(

@@ -19,7 +19,8 @@ import torch
 
 from fmnist import data
 from fmnist.evaluate import autocast, native_bf16, resolve_precision
-from fmnist.models import create_model, flops, summary
+from fmnist.models import flops, summary
+from fmnist.models.user import create_any
 from fmnist.training import distributed
 from fmnist.training.config import ConfigError, TrainConfig
 from fmnist.training.graphs import GraphedStep
@@ -121,7 +122,9 @@ def build_run(cfg: TrainConfig, split: RunData, *, ctx, device, run_dir, log, fr
         raise ConfigError("sync_bn needs CUDA (PyTorch's SyncBatchNorm); leave it off on CPUs")
     torch.manual_seed(cfg.seed)
     order_generator = torch.Generator().manual_seed(cfg.seed)
-    model = create_model(cfg.model)
+    # a model of the user's own code is costed on the meta device and answers one batch
+    # here, before the first step (fmnist.models.user)
+    model = create_any(cfg.model, cfg.model_args)
     # counting FLOPs is a forward pass in eval mode: no random state or statistics change
     run_cfg = dataclasses.replace(
         cfg, precision=resolve_precision(cfg.precision, device, flops(model) / 1e6)

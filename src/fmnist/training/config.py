@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from fmnist import augment, corruptions, data
-from fmnist.errors import FmnistError
+from fmnist.errors import FmnistError, ModelError
 from fmnist.files import read_json
 from fmnist.models import list_models
+from fmnist.models.user import check_model_args, is_user_spec, parse_spec, read_source
 from fmnist.training.recipes import RECIPES
 
 # A recipe file: {"format": RECIPE_FORMAT, "settings": {TrainConfig field: value, ...}, ...}
@@ -24,7 +25,8 @@ RECIPE_FORMAT = "fmnist-recipe/1"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "seed_cnn"  # registry name (fmnist models)
+    model: str = "seed_cnn"  # registry name (fmnist models), or file.py:Class of your own
+    model_args: dict = field(default_factory=dict, hash=False)  # its keyword arguments (JSON)
     recipe: str = "seed"  # the preset these settings started from
     epochs: int = 30  # maximum passes over the training split
     batch_size: int = 128  # images per optimizer step
@@ -60,6 +62,7 @@ class TrainConfig:
 # without a value); the rest come from the recipe.
 SETTING_FLAGS = (
     "model",
+    "model_args",
     "epochs",
     "batch_size",
     "lr",
@@ -153,7 +156,8 @@ def check(cfg: TrainConfig) -> TrainConfig:
 def check_types(cfg: TrainConfig) -> None:
     """Each setting of its default's type (an int where a float is asked is fine), finite."""
     for f in dataclasses.fields(TrainConfig):
-        value, kind = getattr(cfg, f.name), type(f.default)
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        value, kind = getattr(cfg, f.name), type(default)
         ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True
@@ -211,8 +215,24 @@ def check_choices(cfg: TrainConfig) -> None:
             raise ConfigError(
                 f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
             )
+    check_model(cfg)
+
+
+def check_model(cfg: TrainConfig) -> None:
+    """A registry name, or a user model's spec whose file is there (its code runs later,
+    when the run builds the model); arguments that are a JSON object."""
+    try:
+        check_model_args(cfg.model_args, "model_args")
+        if is_user_spec(cfg.model):
+            read_source(parse_spec(cfg.model)[0])
+            return
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
     if cfg.model not in list_models():
-        raise ConfigError(f"unknown model {cfg.model!r}; known models: {', '.join(list_models())}")
+        raise ConfigError(
+            f"unknown model {cfg.model!r}; known models: {', '.join(list_models())}, "
+            "or path/to/file.py:ClassName of your own"
+        )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -22,6 +22,7 @@ import fmnist
 from fmnist.errors import FmnistError
 from fmnist.evaluate import native_bf16
 from fmnist.files import atomic_write, make_writable_dir
+from fmnist.models.user import is_user_spec, parse_spec
 
 # environment variables that hold PyTorch and oneDNN to an older instruction set
 ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
@@ -32,7 +33,12 @@ CHECKPOINT = "checkpoint.safetensors"
 def default_run_dir(cfg, tag: str) -> Path:
     """runs/<model>-<recipe>-<tag>-<local time>, where a run goes without --out."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.model}-{cfg.recipe}-{tag}-{stamp}"
+    return Path("runs") / f"{model_label(cfg.model)}-{cfg.recipe}-{tag}-{stamp}"
+
+
+def model_label(model: str) -> str:
+    """A model's name for folder names: the registry name, or a user model's class."""
+    return parse_spec(model)[1] if is_user_spec(model) else model
 
 
 def prepare_run_dir(out: str | os.PathLike | None, cfg) -> Path:
@@ -141,11 +147,15 @@ class Progress:
             sys.stderr.flush()
 
 
-def run_record(cfg, dataset, train_idx, val_idx, *, processes: int, used: dict) -> dict:
+def run_record(
+    cfg, dataset, train_idx, val_idx, *, processes: int, used: dict, user_model: dict | None = None
+) -> dict:
     """What config.json says: the settings asked for, what was used where the settings
-    left it to the machine (precision), the data, the machine, when."""
+    left it to the machine (precision), the data, the machine, when; for a model of the
+    user's code, that code's spec, path, SHA-256, class and arguments."""
     return {
         "config": dataclasses.asdict(cfg),
+        **({"user_model": user_model} if user_model else {}),
         "used": used,
         "data": {
             "directory": str(dataset.directory),

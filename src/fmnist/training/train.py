@@ -150,6 +150,7 @@ def start_or_resume(run: Run, asked: TrainConfig, dataset, *, resume_run: bool) 
                 run.data.val_idx,
                 processes=run.ctx.world,
                 used=run.used,
+                user_model=getattr(run.model, "fmnist_user", None),
             )
             write_json(run.run_dir / "config.json", record)
         return RunState()
