@@ -10,24 +10,38 @@ import math
 import os
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from fmnist.errors import FmnistError
+from fmnist.writing import (
+    SPECIAL,
+    atomic_write,
+    json_text,
+    make_folders,
+    make_writable_dir,
+    path_kind,
+    remove_folders,
+    write_files,
+    write_json,
+)
 
-# the mode a new file gets from this process's umask (mkstemp's temporary files are 0600)
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
-
-__all__ = [
+__all__ = [  # the writers of fmnist.writing too, for the modules that import them here
+    "Output",
     "atomic_write",
+    "check_outputs",
+    "json_text",
+    "make_folders",
     "make_writable_dir",
     "output_dir",
     "output_file",
+    "path_kind",
     "read_json",
     "read_numeric_csv",
     "read_record",
     "regular_file",
+    "remove_folders",
+    "write_files",
     "write_json",
 ]
 
@@ -50,14 +64,7 @@ def regular_file(
         if e.errno == errno.ENOTDIR:
             raise error(f"{path}: {missing} (a part of the path is a file, not a folder)") from None
         raise error(f"{path}: cannot read it ({e.strerror or e})") from None
-    kinds = [
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-        (stat.S_ISSOCK, "a socket"),
-    ]
-    for test, kind in kinds:
+    for test, kind in [(stat.S_ISDIR, "a folder"), *SPECIAL]:
         if test(mode):
             raise error(f"{path}: {kind}, not {a} {what}; give a regular file")
     if not stat.S_ISREG(mode):
@@ -80,74 +87,134 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _probe(folder: Path) -> None:
-    """Prove a file can be created in `folder` (OSError otherwise); leaves nothing."""
-    fd, tmp = tempfile.mkstemp(prefix=".fmnist-write-test.", dir=folder)
-    os.close(fd)
-    os.unlink(tmp)
+# ----------------------------------------------------------------------------
+# The output plan: every place a command will write, checked before its work starts
+# ----------------------------------------------------------------------------
 
 
-def _existing_ancestor(path: Path) -> Path:
-    for parent in [path, *path.parents]:
-        if os.path.lexists(parent):
-            return parent
-    return Path(".")
+@dataclass(frozen=True)
+class Output:
+    """One place a command will write: `path` as the user gave it and the `flag` it came
+    with (for the message). A file, or a `folder` of outputs with the file names it will
+    write `inside` it (`fresh`: the folder must be new or empty). A file's missing folders
+    are made at the end with `new_folders`; a folder's always are."""
+
+    path: str | os.PathLike
+    flag: str = ""
+    folder: bool = False
+    inside: tuple[str, ...] = ()
+    fresh: bool = False
+    new_folders: bool = False
+
+
+def check_outputs(*outputs: Output, error: type = FmnistError) -> list[Path]:
+    """The paths of `outputs`, each checked before any work: a file's place is not a folder,
+    '.', a named pipe, a device (the null device excepted: what goes there is thrown away)
+    or a socket, and its folder exists (or can be made) and is writable; a folder is one, or
+    can be made under a writable folder, and no name it will hold is taken by a folder or a
+    special file. Creates nothing; the first problem raises `error`, naming the user's
+    path."""
+    paths = []
+    for out in outputs:
+        where = f"{out.flag} {os.fspath(out.path)}" if out.flag else os.fspath(out.path)
+        try:
+            check = _check_folder if out.folder else _check_file
+            paths.append(check(out, where, error))
+        except OSError as e:  # a name too long, a loop of links, ...
+            raise error(f"{where}: {e.strerror or e}") from None
+        except (UnicodeError, ValueError):  # a NUL byte, or no encoding for the name
+            raise error(f"{where}: not a name this system can give a file") from None
+    return paths
 
 
 def output_file(path, flag: str, error: type = FmnistError, new_folders: bool = False) -> Path:
-    """`path` where a file will be written: not a folder or special file, its folder an
-    existing, writable folder (or, with `new_folders`, one that can be made). Writes
-    nothing."""
-    where = f"{flag} {path}" if flag else str(path)
-    try:
-        return _output_file(Path(path), where, error, new_folders)
-    except OSError as e:  # a name too long, a loop of links, ...
-        raise error(f"{where}: {e.strerror or e}") from None
+    """`path` where one file will be written, checked (see check_outputs)."""
+    return check_outputs(Output(path, flag, new_folders=new_folders), error=error)[0]
 
 
-def _output_file(path: Path, where: str, error: type, new_folders: bool) -> Path:
-    if path.is_dir():
+def output_dir(path, flag: str, error: type = FmnistError, inside=(), fresh=False) -> Path:
+    """`path` where a folder of outputs will go, checked (see check_outputs)."""
+    return check_outputs(Output(path, flag, True, tuple(inside), fresh), error=error)[0]
+
+
+def _check_name(name: str, where: str, error: type) -> None:
+    if len(os.fsencode(name)) > 255:  # bytes in a name on Linux's and macOS's file systems
+        raise error(f"{where}: the name {name[:40]}... is too long for a file")
+
+
+def _check_file(out: Output, where: str, error: type) -> Path:
+    text = os.fspath(out.path)
+    path = Path(text)
+    if not text:
+        raise error(f"{out.flag or 'output'}: give a file name")
+    if text.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
         raise error(f"{where}: a folder; give a file name")
-    if os.path.lexists(path) and not path.is_file():
-        raise error(f"{where}: exists and is not a regular file")
-    folder = path.parent
-    if new_folders:
-        try:
-            output_dir(folder, "", error)
-        except error as e:
-            raise error(f"{where}: {e}") from None
+    _check_name(path.name, where, error)
+    kind = path_kind(path)
+    if kind == "null":
         return path
-    if not folder.is_dir():
-        if os.path.lexists(folder):
-            raise error(f"{where}: {folder} is not a folder")
-        raise error(f"{where}: folder {folder} does not exist")
+    if kind == "folder":
+        raise error(f"{where}: a folder; give a file name")
+    if kind not in (None, "file"):
+        raise error(f"{where}: {kind}, not a regular file; name a file or a new one")
+    if out.new_folders:
+        _check_new_folder(path.parent, where, error)
+    else:
+        folder = path.parent
+        if path_kind(folder) != "folder":
+            if os.path.lexists(folder):
+                raise error(f"{where}: {folder} is not a folder")
+            raise error(f"{where}: folder {folder} does not exist")
+        _check_writable(folder, where, error)
+    return path
+
+
+def _check_folder(out: Output, where: str, error: type) -> Path:
+    text = os.fspath(out.path)
+    path = Path(text)
+    if not text:
+        raise error(f"{out.flag or 'output'}: give a folder")
+    for name in out.inside:
+        _check_name(name, where, error)
+    kind = path_kind(path)
+    if kind is None:
+        _check_new_folder(path, where, error)
+        return path
+    if kind == "file":
+        raise error(f"{where}: is a file, not a folder")
+    if kind != "folder":
+        raise error(f"{where}: {'a file' if kind == 'null' else kind}, not a folder")
+    if out.fresh and any(os.scandir(path)):
+        raise error(f"{where}: exists and is not an empty folder; name a new one")
+    _check_writable(path, where, error)
+    for name in out.inside:
+        taken = path_kind(path / name)
+        if taken not in (None, "file"):
+            what = "a folder" if taken == "folder" else taken
+            raise error(f"{where}: {path / name} is {what}, where a file of that name goes")
+    return path
+
+
+def _check_new_folder(path: Path, where: str, error: type) -> None:
+    """`path` may be made: its nearest existing ancestor is a writable folder."""
+    base = next((p for p in [path, *path.parents] if os.path.lexists(p)), Path("."))
+    kind = path_kind(base)
+    if kind != "folder":
+        what = "is" if base == path else f"is under {base}, which is"
+        raise error(
+            f"{where}: {what} {'a file' if kind in ('file', 'null') else kind}, not a folder"
+        )
+    _check_writable(base, where, error)
+
+
+def _check_writable(folder: Path, where: str, error: type) -> None:
+    """Prove a file can be made in `folder`; leaves nothing."""
     try:
-        _probe(folder)
+        fd, tmp = tempfile.mkstemp(prefix=".fmnist-write-test.", dir=folder)
     except OSError as e:
         raise error(f"{where}: cannot write in {folder} ({e.strerror or e})") from None
-    return path
-
-
-def output_dir(path, flag: str, error: type = FmnistError) -> Path:
-    """`path` where a folder of outputs will go: an existing writable folder, or a new one
-    whose nearest existing ancestor is a writable folder. Creates nothing."""
-    where = f"{flag} {path}" if flag else str(path)
-    try:
-        return _output_dir(Path(path), where, error)
-    except OSError as e:
-        raise error(f"{where}: {e.strerror or e}") from None
-
-
-def _output_dir(path: Path, where: str, error: type) -> Path:
-    base = _existing_ancestor(path)
-    if not base.is_dir():
-        what = "is" if base == path else f"is under {base}, which is"
-        raise error(f"{where}: {what} a file, not a folder")
-    try:
-        _probe(base)
-    except OSError as e:
-        raise error(f"{where}: cannot write in {base} ({e.strerror or e})") from None
-    return path
+    os.close(fd)
+    os.unlink(tmp)
 
 
 NUMBER = "number"  # an int or a finite float, never a bool
@@ -237,49 +304,3 @@ def read_numeric_csv(
                     f"{path}: line {i}, column {c!r}: not a number ({value!r:.40})"
                 ) from None
     return rows
-
-
-# ----------------------------------------------------------------------------
-# Writing
-# ----------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write, durable: bool = False) -> None:
-    """Call write(tmp_path), then rename over `path`: readers see the old file or the new one.
-
-    `durable` also flushes the file to disk before the rename, so a power cut cannot leave
-    the new name pointing at unwritten blocks."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a saved file gets the usual mode
-        if durable:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, obj) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-
-    atomic_write(path, write)
-
-
-def make_writable_dir(path: Path) -> None:
-    """Create `path` and prove a file can be written there (OSError otherwise), before
-    any long work whose results would go there."""
-    path.mkdir(parents=True, exist_ok=True)
-    probe = path / ".write-test"
-    probe.write_text("")
-    probe.unlink()
