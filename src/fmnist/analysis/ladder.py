@@ -142,19 +142,12 @@ def first_reach(ds, recipe: str, device, out_dir: Path, budget_s: float, **setti
     measured after each epoch; stops once the training time passes `budget_s`."""
     cfg = make_config(recipe, patience=0, device=device.type, **settings)
     curve: list[tuple[float, float]] = []
-
-    def on_epoch(epoch, model, train_s, row):
-        acc = float((infer(model, ds.test_images).argmax(1).numpy() == ds.test_labels).mean())
-        curve.append((round(train_s, 2), acc))
-        if train_s > budget_s:
-            raise _Budget
-
+    on_epoch = epoch_test_check(ds, curve, budget_s)
     try:
         train(cfg, out=out_dir / recipe, dataset=ds, log=lambda *a: None, on_epoch=on_epoch)
         finished = True
     except _Budget:
         finished = False
-    reach = {rung: next((t for t, acc in curve if acc >= rung_value(rung)), None) for rung in RUNGS}
     return {
         "recipe": recipe,
         "epochs_run": len(curve),
@@ -162,8 +155,28 @@ def first_reach(ds, recipe: str, device, out_dir: Path, budget_s: float, **setti
         "finished": finished,
         "budget_s": budget_s,
         "curve": curve,
-        "first_reach_s": reach,
+        "first_reach_s": first_reached(curve),
     }
+
+
+def epoch_test_check(ds, curve: list, budget_s: float | None = None):
+    """train()'s on_epoch hook that measures and selects nothing: the test accuracy of the
+    weights after each epoch, appended to `curve` as (training seconds, accuracy); past
+    `budget_s` of training it ends the run."""
+
+    def on_epoch(epoch, model, train_s, row):
+        acc = float((infer(model, ds.test_images).argmax(1).numpy() == ds.test_labels).mean())
+        curve.append((round(train_s, 2), acc))
+        if budget_s is not None and train_s > budget_s:
+            raise _Budget
+
+    return on_epoch
+
+
+def first_reached(curve) -> dict[str, float | None]:
+    """rung -> the training seconds of the first epoch whose test check reached it (None:
+    never)."""
+    return {rung: next((t for t, acc in curve if acc >= rung_value(rung)), None) for rung in RUNGS}
 
 
 def run(

@@ -1,5 +1,5 @@
-"""The results table, read from run records: sweeps' summary.json, run directories and
-model descriptions."""
+"""The results table, read from run records: sweeps' summary.json, run directories, model
+descriptions and model cards (`fmnist card`'s card.json)."""
 
 from __future__ import annotations
 
@@ -60,17 +60,18 @@ def _figure(summary: dict, key: str) -> dict | None:
 
 def read(path: str | Path) -> dict:
     """One table row from a sweep's summary.json, a run directory (or its metrics.json),
-    or a model description such as models/fashion_mnist_model.json."""
+    a model description such as models/fashion_mnist_model.json, or a model card (its
+    card.json or its folder)."""
     path = Path(path)
     if path.is_dir():
-        if (path / "summary.json").is_file():
-            path = path / "summary.json"
-        else:
-            path = path / "metrics.json"
+        kinds = ("summary.json", "card.json", "metrics.json")
+        path = path / next((k for k in kinds if (path / k).is_file()), "metrics.json")
     obj = read_json(path, "results record", missing="no such record", error=ResultsError)
     if not isinstance(obj, dict):
         raise ResultsError(f"{path}: not a results record")
     where = str(path)
+    if "format" in obj and str(obj["format"]).startswith("fmnist-card/"):
+        return card_row(path)
     if "n" in obj and _figure(obj, "test_accuracy"):  # a sweep's summary.json
         _check_summary(obj, where)
         test, tta = _figure(obj, "test_accuracy"), _figure(obj, "test_accuracy_tta")
@@ -103,6 +104,29 @@ def read(path: str | Path) -> dict:
         "train_s": metrics["train_s"],
         "parameters": metrics.get("parameters"),
         "machine": machine(record.get("environment"), metrics.get("device")),
+    }
+
+
+def card_row(path: Path) -> dict:
+    """A model card's row: its seeds' figures (the recipe's figure in the TTA column where
+    the recipe includes the mirror image), and the `fmnist card` line that made it."""
+    from fmnist.analysis.card import CardError
+    from fmnist.analysis.card_board import read_card
+
+    try:
+        card = read_card(path)
+    except CardError as e:
+        raise ResultsError(str(e)) from None
+    plain = card.get("test_accuracy_plain") or card["test_accuracy"]
+    return {
+        "config": card.get("config") or {"model": card["model"], "recipe": card["recipe"]},
+        "n": card["protocol"]["seeds"],
+        "test": plain["values"],
+        "tta": card["test_accuracy"]["values"] if card.get("tta") else None,
+        "train_s": card["train_s"]["mean"],
+        "parameters": card["parameters"],
+        "machine": machine(card["machine"], card["device"]),
+        "command": card.get("command"),
     }
 
 
@@ -163,6 +187,6 @@ def table(rows: list[dict]) -> str:
             + (" (all 60,000)" if cfg.get("all_data") else "")
             + f" | {accuracy(r['test'])} | {accuracy(r['tta'])} | {r['train_s']:,.0f} s"
             + (" each" if r["n"] > 1 else "")
-            + f" | {r['machine']} | `{command(cfg, r['n'])}` |"
+            + f" | {r['machine']} | `{r.get('command') or command(cfg, r['n'])}` |"
         )
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import os
 import sys
 
 from fmnist import __version__
-from fmnist.cli import analysis, data, deploy, training, trust
+from fmnist.cli import analysis, card, data, deploy, training, trust
 from fmnist.cli.common import Parser
 from fmnist.errors import FmnistError
 
@@ -21,7 +21,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--version", action="version", version=f"fmnist {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for group in (data, training, analysis, trust, deploy):
+    for group in (data, training, analysis, card, trust, deploy):
         for add in group.COMMANDS:
             add(sub)
     return p
