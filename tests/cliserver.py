@@ -32,6 +32,9 @@ PRELOAD = (
     "fmnist.analysis.bench",
     "fmnist.deploy.predict",
     "fmnist.deploy.export",
+    # elementwise operations on the meta device import it on first use: models are costed
+    # there before they are built (fmnist.models.limits), 2 s in every child otherwise
+    "torch._dynamo",
 )
 
 

@@ -404,14 +404,16 @@ def write_report(
     tsne_points: int = 2000,
     seed: int = 0,
     with_robustness: bool = False,
+    **code,
 ) -> Path:
     """Write RUN_DIR/plots/*.png and RUN_DIR/report.html (and the feature map's points,
-    RUN_DIR/plots/feature_map.npz, for the next report); return the page's path."""
+    RUN_DIR/plots/feature_map.npz, for the next report); return the page's path. `code`:
+    load_model's model_code and allow_changed_code, for a model of the user's own code."""
     if tsne_points < 10:
         raise ReportError(f"--tsne-points must be at least 10, got {tsne_points}")
     run = read_run(run_dir)
     plots_dir = output_dir(run.directory / "plots", "", ReportError)
-    model = load_model(run.directory)
+    model = load_model(run.directory, **code)
     ds = dataset if dataset is not None else data.load(data_dir, download=download)
     logits, features = logits_and_features(model, ds.test_images)
     test = Predictions.from_logits(logits, ds)

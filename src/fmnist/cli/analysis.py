@@ -8,7 +8,9 @@ import numpy as np
 
 from fmnist.cli.common import (
     chosen_model,
+    code_flags,
     data_flags,
+    model_code,
     model_flag,
     results_file,
     results_flag,
@@ -28,7 +30,7 @@ def cmd_evaluate(args) -> int:
         from fmnist.analysis.audit import read_flagged_test
 
         flagged = read_flagged_test(args.audit)
-    model = load_model(model_name)
+    model = load_model(model_name, **model_code(args))
     ds = data.load(args.data_dir, download=args.download)
     logits = infer(model, ds.test_images, tta=args.tta)
     result = evaluate_logits(logits, ds.test_labels)
@@ -328,6 +330,7 @@ def cmd_report(args) -> int:
         download=args.download,
         tsne_points=args.tsne_points,
         with_robustness=args.robustness,
+        **model_code(args),
     )
     print(f"figures: {page.parent / 'plots'}")
     print(f"report: {page}")
@@ -348,6 +351,7 @@ def add_report(sub) -> None:
         action="store_true",
         help="add test accuracy under 14 corruptions at 5 severities (fmnist robustness)",
     )
+    code_flags(sp)
     data_flags(sp)
     sp.set_defaults(func=cmd_report)
 

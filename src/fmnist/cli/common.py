@@ -85,6 +85,27 @@ def model_flag(sp, *, positional: bool = False) -> None:
             "model_positional", nargs="?", metavar="MODEL", help="the same as --model MODEL"
         )
     sp.set_defaults(model_typed=False)
+    code_flags(sp)
+
+
+def code_flags(sp) -> None:
+    """--model-code and --allow-changed-code: the code a model of the user's own needs."""
+    sp.add_argument(
+        "--model-code",
+        metavar="FILE",
+        help="for a model trained from your own code (--model file.py:Class): that source "
+        "file (or package.module); a model file never makes fmnist import code by itself",
+    )
+    sp.add_argument(
+        "--allow-changed-code",
+        action="store_true",
+        help="load it even if --model-code's SHA-256 differs from the one it was trained with",
+    )
+
+
+def model_code(args) -> dict:
+    """load_model's keywords for the code --model-code names."""
+    return {"model_code": args.model_code, "allow_changed_code": args.allow_changed_code}
 
 
 def names_a_model(arg: str) -> bool:

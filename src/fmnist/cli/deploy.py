@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fmnist.cli.common import model_flag
+from fmnist.cli.common import model_code, model_flag
 
 
 def cmd_predict(args) -> int:
@@ -13,7 +13,7 @@ def cmd_predict(args) -> int:
 
     if args.csv:
         output_file(args.csv, "--csv", ImageError)
-    results = predict_files(args.model, args.images, top_k=args.top_k)
+    results = predict_files(args.model, args.images, args.top_k, **model_code(args))
     if args.csv:
         write_csv(args.csv, results)
         print(f"wrote {len(results)} predictions to {args.csv}")
@@ -53,7 +53,7 @@ def add_serve(sub) -> None:
 def cmd_export(args) -> int:
     from fmnist.deploy.export import export
 
-    for path in export(args.model, args.format, out=args.out):
+    for path in export(args.model, args.format, out=args.out, **model_code(args)):
         print(f"wrote {path}")
     return 0
 

@@ -131,11 +131,24 @@ def finish_run(result, args, tracker) -> None:
     if args.report:
         from fmnist.analysis.report import write_report
 
-        page = write_report(result.run_dir, data_dir=args.data_dir, download=args.download)
+        page = write_report(
+            result.run_dir,
+            data_dir=args.data_dir,
+            download=args.download,
+            **trained_code(result.config),
+        )
         print(f"report: {page}")
     if tracker is not None:
         tracker.finish(result.run_dir, m)
         print(f"mlflow: run {tracker.run_id} in {tracker.uri}")
+
+
+def trained_code(cfg) -> dict:
+    """The code a model of the user's own was just trained from, named again for the report
+    that reloads it (a model file never names code by itself)."""
+    from fmnist.models.user import is_user_spec, parse_spec
+
+    return {"model_code": parse_spec(cfg.model)[0]} if is_user_spec(cfg.model) else {}
 
 
 def train_several(cfg, args) -> int:
@@ -148,7 +161,9 @@ def train_several(cfg, args) -> int:
         from fmnist.analysis.report import write_report
 
         for r in results:
-            write_report(r.run_dir, data_dir=args.data_dir, download=args.download)
+            write_report(
+                r.run_dir, data_dir=args.data_dir, download=args.download, **trained_code(cfg)
+            )
     acc, t = summary["test_accuracy"], summary["train_s"]
     print(
         f"\ntest accuracy {acc['mean']:.2%} ± {acc['std']:.2%} over {summary['n']} seeds "

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from fmnist.cli.common import chosen_model, data_flags, model_flag, names_a_model
+from fmnist.cli.common import chosen_model, data_flags, model_code, model_flag, names_a_model
 from fmnist.cli.training import DEVICES, default_in, recipe_help
 from fmnist.errors import FmnistError
 
@@ -100,7 +100,7 @@ def cmd_robustness(args) -> int:
     if args.seed < 0:
         raise CorruptionError(f"--seed must be 0 or more, got {args.seed}")
     model_name = chosen_model(args, args.model_positional)
-    model = load_model(model_name)
+    model = load_model(model_name, **model_code(args))
     ds = data.load(args.data_dir, download=args.download)
     n = args.limit or len(ds.test_labels)
     log = None if args.json else print
@@ -171,7 +171,7 @@ def cmd_explain(args) -> int:
     out = output_dir(args.out, "--out", ExplainError) if not args.json else None
     files = find_images(inputs)
     images = np.stack([read_image(f) for f in files])
-    predictor = Predictor.load(model_name)
+    predictor = Predictor.load(model_name, **model_code(args))
     probs = predictor.probabilities(images)
     top_idx = probs.argmax(1)
     maps = {m: attribute(predictor.module, images, top_idx, m) for m in methods}

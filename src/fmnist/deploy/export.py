@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmnist.checkpoint import PACKAGED, load_model, read_description, resolve
+from fmnist.checkpoint import PACKAGED, load_model, model_label, read_description, resolve
 from fmnist.errors import FmnistError
 from fmnist.files import atomic_write, output_file
+from fmnist.models.user import one_line
 
 OPSET = 17  # ONNX Runtime 1.14 (2023) and later run it
 
@@ -64,7 +65,11 @@ class WithProbabilities(nn.Module):
         return logits, torch.softmax(logits, dim=1)
 
 
-def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+def export_onnx(
+    model_path: str | os.PathLike, out: str | os.PathLike | None = None, **code
+) -> Path:
+    """`code`: load_model's model_code and allow_changed_code, for a model of the user's own
+    code."""
     try:
         import onnx
     except ImportError as e:
@@ -72,7 +77,7 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike | None = N
 
     out = check_out(out or default_stem(model_path).with_suffix(".onnx"), (".onnx",))
     info = read_description(model_path)
-    model = load_model(model_path).cpu().eval()
+    model = load_model(model_path, **code).cpu().eval()
     example = torch.zeros(2, 1, 28, 28)
 
     def write(tmp):
@@ -80,16 +85,19 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike | None = N
             warnings.simplefilter("ignore")  # the exporter's notes about its own deprecation
             # The TorchScript exporter: the dynamo one needs onnxscript, and this graph of
             # convolutions and dense layers is what both produce.
-            torch.onnx.export(
-                WithProbabilities(model),
-                (example,),
-                tmp,
-                dynamo=False,
-                input_names=["input"],
-                output_names=["logits", "probabilities"],
-                dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}, "probabilities": {0: "N"}},
-                opset_version=OPSET,
-            )
+            try:
+                torch.onnx.export(
+                    WithProbabilities(model),
+                    (example,),
+                    tmp,
+                    dynamo=False,
+                    input_names=["input"],
+                    output_names=["logits", "probabilities"],
+                    dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}, "probabilities": {0: "N"}},
+                    opset_version=OPSET,
+                )
+            except Exception as e:  # a model of the user's code may use what ONNX lacks
+                raise ExportError(f"{model_path}: ONNX export failed ({one_line(e)})") from None
         graph = onnx.load(tmp)
         onnx.checker.check_model(graph, full_check=True)
         graph.doc_string = (
@@ -98,7 +106,7 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike | None = N
         )
         for key, value in (
             ("classes", json.dumps(info.get("classes"))),
-            ("model", info["model"]),
+            ("model", model_label(info)),
             ("metrics", json.dumps(info.get("metrics") or {})),
         ):
             entry = graph.metadata_props.add()
@@ -237,10 +245,10 @@ def export_keras(model_path: str | os.PathLike, out: str | os.PathLike | None = 
     return outs
 
 
-def export(model_path: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None):
-    """The files written, for `fmnist export`."""
+def export(model_path: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None, **code):
+    """The files written, for `fmnist export`; `code`: see export_onnx."""
     if fmt == "onnx":
-        return [export_onnx(model_path, out)]
+        return [export_onnx(model_path, out, **code)]
     if fmt == "keras":
         return export_keras(model_path, out)
     raise ExportError(f"--format {fmt}: choose onnx or keras")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fmnist.checkpoint import load_model, read_description
+from fmnist.checkpoint import load_model, model_label, read_description
 from fmnist.data import CLASSES
 from fmnist.deploy.images import (
     FORMATS,
@@ -61,17 +61,27 @@ class Predictor:
     metrics: dict
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Predictor:
-        """A model file's Predictor. `device`: "cpu", "cuda", "cuda:N", "mps", "auto" or a
-        torch.device. Raises CheckpointError for a model that cannot be used, DeviceError
-        for a device this machine does not have, ArgumentTypeError for arguments of the
-        wrong type (all FmnistError)."""
+    def load(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        *,
+        model_code: str | os.PathLike | None = None,
+        allow_changed_code: bool = False,
+    ) -> Predictor:
+        """A model file's Predictor; `model_code` names the source of a model of the user's
+        own code (see fmnist.checkpoint.load_model). `device`: "cpu", "cuda", "cuda:N",
+        "mps", "auto" or a torch.device. Raises CheckpointError for a model that cannot be
+        used, DeviceError for a device this machine does not have, ArgumentTypeError for
+        arguments of the wrong type (all FmnistError)."""
         check_model_name(path)
         device = check_device(device)
         info = read_description(path)
-        model = load_model(path, device)
+        model = load_model(
+            path, device, model_code=model_code, allow_changed_code=allow_changed_code
+        )
         classes = tuple(info.get("classes") or CLASSES)
-        return cls(model, classes, info["model"], info.get("metrics") or {})
+        return cls(model, classes, model_label(info), info.get("metrics") or {})
 
     def probabilities(self, images) -> np.ndarray:
         """Images as `predict` takes them (uint8 (N, 28, 28) as they are) -> float
@@ -118,14 +128,18 @@ class Predictions:
 
 
 def predict_files(
-    model: str | os.PathLike | Predictor, inputs: list[str | os.PathLike], top_k: int = 3
+    model: str | os.PathLike | Predictor,
+    inputs: list[str | os.PathLike],
+    top_k: int = 3,
+    **code,
 ) -> list[dict]:
     """[{"file": path, "predictions": [...]}] for each image; every image is read first, so
-    one unreadable file stops the run before any output."""
+    one unreadable file stops the run before any output. `code`: Predictor.load's
+    model_code and allow_changed_code."""
     if top_k < 1:
         raise ImageError(f"--top-k {top_k}: give a number of classes of at least 1")
     files = find_images(inputs)
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model, **code)
     images = np.stack([read_image(f) for f in files])
     probs = predictor.probabilities(images)
     return [

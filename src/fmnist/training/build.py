@@ -20,7 +20,7 @@ import torch
 from fmnist import data
 from fmnist.evaluate import autocast, native_bf16, resolve_precision
 from fmnist.models import flops, summary
-from fmnist.models.user import create_any
+from fmnist.models.user import build_user_model, create_any, is_user_spec
 from fmnist.training import distributed
 from fmnist.training.config import ConfigError, TrainConfig
 from fmnist.training.graphs import GraphedStep
@@ -82,6 +82,14 @@ def prepare_data(cfg: TrainConfig, dataset, device: torch.device) -> RunData:
 # ----------------------------------------------------------------------------
 # Build the model, the optimizer and its schedule
 # ----------------------------------------------------------------------------
+
+
+def check_user_model(cfg: TrainConfig) -> None:
+    """A model of the user's code costed and run on one batch, before the run makes or reads
+    anything: bad code is one line, not a folder made and the data read for nothing. The run
+    builds it again from the same module (each version of a file runs once)."""
+    if is_user_spec(cfg.model):
+        build_user_model(cfg.model, cfg.model_args)
 
 
 @dataclass

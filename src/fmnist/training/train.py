@@ -28,7 +28,14 @@ from fmnist.evaluate import evaluate_logits, infer
 from fmnist.files import write_json
 from fmnist.models import count_parameters
 from fmnist.training import distributed, resume
-from fmnist.training.build import Run, build_run, describe, kernel_choice, prepare_data
+from fmnist.training.build import (
+    Run,
+    build_run,
+    check_user_model,
+    describe,
+    kernel_choice,
+    prepare_data,
+)
 from fmnist.training.config import TrainConfig
 from fmnist.training.epoch import Validation, train_epoch, validate
 from fmnist.training.rundir import (
@@ -65,6 +72,7 @@ def train(
 
     `on_epoch(epoch, model, train_s, row)` is called untimed after each epoch's checkpoint,
     with the history row; under torchrun only rank 0 logs, calls it and writes files."""
+    check_user_model(cfg)  # before anything is made or read
     ctx, device = distributed.setup(cfg.device)
     if ctx.rank != 0:
         log, on_epoch = (lambda *a: None), None
