@@ -38,7 +38,7 @@ def add_predict(sub) -> None:
 def cmd_serve(args) -> int:
     from fmnist.deploy.serve import serve
 
-    serve(args.model, host=args.host, port=args.port)
+    serve(args.model, host=args.host, port=args.port, **model_code(args))
     return 0
 
 

@@ -386,13 +386,15 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
-def serve(model: str | os.PathLike = "best", host: str = "127.0.0.1", port: int = 8000):
+def serve(model: str | os.PathLike = "best", host: str = "127.0.0.1", port: int = 8000, **code):
+    """Serve `model` until Ctrl-C; `code`: Predictor.load's model_code and
+    allow_changed_code, for a model of the user's own code."""
     import torch
     import uvicorn
 
     if not 0 < port < 65536:
         raise FmnistError(f"--port {port}: give a port from 1 to 65535")
-    app = create_app(model)
+    app = create_app(model if isinstance(model, Predictor) else Predictor.load(model, **code))
     check_port(host, port)
     # One image is about a megaflop, too little to split across cores; requests run in
     # parallel on the server's worker threads instead, and one torch thread each keeps them
