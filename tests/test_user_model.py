@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fmnist
 from fmnist.checkpoint import CheckpointError, load_model, read_description
 from fmnist.models.user import build_user_model, user_model_info
 from tests.hostile import assert_kept_promise, listing, write_file
@@ -72,6 +73,9 @@ def test_evaluate_and_predict_with_the_code_named(cli, trained, tmp_path):
     result = cli(argv, cwd=tmp_path, timeout=120)
     assert result.rc == 0, result.stderr[-2000:]
     assert len(json.loads(result.stdout)[0]["predictions"]) == 3
+    model = fmnist.load_model(trained["run"], model_code=trained["code"])  # the Python API
+    assert model.name == f"{trained['code']}:MLP"
+    assert model.predict(trained["image"]).names[0] in model.classes
 
 
 def test_a_model_file_never_imports_code_by_itself(cli, trained, tmp_path):

@@ -33,15 +33,22 @@ def load_data(data_dir=None, download: bool = True):
     return data.load(data_dir, download=download)
 
 
-def load_model(model="best", device="cpu"):
+def load_model(model="best", device="cpu", *, model_code=None, allow_changed_code=False):
     """A model that comes with the package ("best", "default") or one you trained (a run
     directory or a .safetensors file), ready to `.predict(images)`; `.module` is the
     `torch.nn.Module`. `device`: "cpu", "cuda", "cuda:N", "mps", "auto" or a torch.device
     this machine has (DeviceError otherwise). `.predict` takes paths, image bytes, PIL
-    images, uint8 arrays or float arrays in [0, 1] (see fmnist.deploy.inputs)."""
+    images, uint8 arrays or float arrays in [0, 1] (see fmnist.deploy.inputs). A model
+    trained from your own code (model="file.py:Class") needs that code named again,
+    `model_code="file.py"`: a model file never makes fmnist import code by itself, and code
+    whose SHA-256 changed since training is refused unless `allow_changed_code=True`."""
     from fmnist.deploy.predict import Predictor
 
-    return Predictor.load(model, device)
+    _check_path("model_code", model_code)
+    _check_flag("allow_changed_code", allow_changed_code)
+    return Predictor.load(
+        model, device, model_code=model_code, allow_changed_code=allow_changed_code
+    )
 
 
 def train(recipe: str = "seed", out=None, *, dataset=None, data_dir=None, download=True,
