@@ -1,9 +1,16 @@
 """What a request to the server may hold: a body of bounded size, read before any parsing,
-and client file names cut short and made safe to show (never used as paths)."""
+client file names cut short and made safe to show (never used as paths), and a private copy
+of the model for an explanation."""
 
+import copy
+import os
 import re
+import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import torch
 from fastapi.responses import JSONResponse
 
 
@@ -102,3 +109,34 @@ def display_name(filename: str | None, default: str) -> str:
     if len(name) > 100:  # keep the start and the end, where the suffix is
         name = name[:60] + "…" + name[-39:]
     return name or default
+
+
+class ModelCopies:
+    """Private copies of a model, lent to one request at a time, at most `n` made.
+
+    Captum's attribution hooks the model it explains and runs a backward pass through it: on
+    a copy of its own, an explanation cannot disturb the shared model's forward passes (which
+    serve /predict without waiting for any lock) nor another explanation's hooks."""
+
+    def __init__(self, model: torch.nn.Module, n: int):
+        self.model = model
+        self.spare: list[torch.nn.Module] = []
+        self.lending = threading.BoundedSemaphore(n)
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self) -> Iterator[torch.nn.Module]:
+        with self.lending:
+            with self.lock:
+                model = self.spare.pop() if self.spare else None
+            if model is None:  # the shared model is only read while it is copied
+                model = copy.deepcopy(self.model)
+            try:
+                yield model
+            finally:
+                with self.lock:
+                    self.spare.append(model)
+
+
+# Explanations at once: each runs on one core (serve sets one torch thread)
+EXPLAINERS = max(1, min(4, os.cpu_count() or 1))

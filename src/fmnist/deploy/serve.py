@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import socket
-import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -27,7 +26,7 @@ from starlette.exceptions import HTTPException
 
 from fmnist import __version__
 from fmnist.analysis.explain import ExplainError
-from fmnist.deploy.limits import BodyLimit, display_name, error_response
+from fmnist.deploy.limits import EXPLAINERS, BodyLimit, ModelCopies, display_name, error_response
 from fmnist.deploy.page import PAGE
 from fmnist.deploy.predict import (
     FORMATS,
@@ -167,13 +166,15 @@ ERROR_HANDLERS = {
 @dataclass
 class ServedModel:
     """What one app's routes share: the model, the limits on the images it is sent, and the
-    lock its explanations take."""
+    copies of the model its explanations borrow."""
 
     predictor: Predictor
     max_pixels: int
     max_files: int
-    # Captum hooks the shared model: one explanation at a time
-    explaining: threading.Lock = field(default_factory=threading.Lock)
+    explainers: ModelCopies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.explainers = ModelCopies(self.predictor.module, EXPLAINERS)
 
     @property
     def n_classes(self) -> int:
@@ -201,8 +202,8 @@ class ServedModel:
         image = read_image(data, name, self.max_pixels)
         probs = self.predictor.probabilities(image[None])[0]
         top = [int(probs.argmax())]
-        with self.explaining:
-            heat = attribute(self.predictor.module, image[None], top, "gradcam")[0]
+        with self.explainers.borrow() as model:
+            heat = attribute(model, image[None], top, "gradcam")[0]
         return {
             "predictions": self.predictor.top(probs, top_k),
             "input": png_data_url(image),
@@ -305,6 +306,20 @@ PAGE_HEADERS = {
 }
 
 
+def recorded_accuracy(metrics) -> float | None:
+    """The description's test accuracy if it is a fraction, else None: a description can be
+    edited by hand, and a string, NaN, an object or a number past float's range must not
+    turn /health into a 500."""
+    value = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if 0 <= value <= 1 else None  # NaN fails both comparisons
+
+
 def about_routes(served: ServedModel) -> APIRouter:
     """/health, the loaded model; /, the web page."""
     router = APIRouter()
@@ -312,12 +327,11 @@ def about_routes(served: ServedModel) -> APIRouter:
 
     @router.get("/health", response_model=Health, summary="The loaded model")
     def health():
-        accuracy = predictor.metrics.get("test_accuracy")
         return {
             "status": "ok",
             "model": predictor.name,
             "classes": list(predictor.classes),
-            "test_accuracy": accuracy if isinstance(accuracy, (int, float)) else None,
+            "test_accuracy": recorded_accuracy(predictor.metrics),
             "version": __version__,
         }
 
