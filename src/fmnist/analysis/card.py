@@ -36,7 +36,7 @@ from fmnist.analysis.robustness import robustness
 from fmnist.corruptions import kornia_or_fail
 from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
-from fmnist.files import atomic_write, output_dir
+from fmnist.files import json_text, output_dir, write_files
 from fmnist.models import count_parameters, flops
 from fmnist.models.user import create_any, is_user_spec, parse_spec
 from fmnist.training.config import TrainConfig, load_recipe, make_config, resolve_device
@@ -88,27 +88,32 @@ def make_plan(
     train_limit: int | None = None,
     test_limit: int = 0,
 ) -> Plan:
-    """The card's plan, every setting checked (and a model of your own built and tried on
-    one batch) before any data is read."""
+    """The card's plan, every setting checked (the model itself: `try_model`)."""
     if model is None and recipe is None:
         raise CardError("give a model (--model NAME or path/to/file.py:Class) or --recipe NAME")
     if not 1 <= seeds <= MAX_SEEDS:
         raise CardError(f"--seeds must be 1 to {MAX_SEEDS}, got {seeds}")
     if test_limit < 0:
         raise CardError(f"--test-limit must be 0 (all) or more, got {test_limit}")
-    kornia_or_fail()  # the robustness suite needs it: refused now, not after training
     name, _ = load_recipe(recipe or MODEL_RECIPE)
     settings = {"model": model, "epochs": epochs, "train_limit": train_limit, "device": device}
     settings = {k: v for k, v in settings.items() if v is not None}
     if model_args:
         settings["model_args"] = model_args
     cfg = make_config(recipe or MODEL_RECIPE, **settings)
-    create_any(cfg.model, cfg.model_args)  # a model of your own answers one batch first
     label = parse_spec(cfg.model)[1] if is_user_spec(cfg.model) else cfg.model
     title = label if recipe is None else name if model is None else f"{label}-{name}"
     plan = Plan(title, recipe or MODEL_RECIPE, settings, seeds, test_limit, cfg.select == "last")
     given = {"model": model, "model_args": model_args or None, "recipe": recipe}
     return dataclasses.replace(plan, command=command_line(given, plan))
+
+
+def try_model(plan: Plan) -> None:
+    """Before any data is read: the robustness suite's library is there, and the model is
+    built (a model of your own within the size bounds, answering one batch)."""
+    kornia_or_fail()
+    cfg = plan.config(0)
+    create_any(cfg.model, cfg.model_args)
 
 
 def command_line(given: dict, plan: Plan) -> str:
@@ -128,7 +133,7 @@ def command_line(given: dict, plan: Plan) -> str:
 
 def card_folder(path) -> Path:
     """The card's folder: writable, and not holding a card already. Creates nothing."""
-    out = output_dir(path, "--out", CardError)
+    out = output_dir(path, "--out", CardError, inside=("card.json", "card.html"))
     if (out / "card.json").exists():
         raise CardError(f"--out {out}: already holds a card; choose another --out or delete it")
     return out
@@ -388,23 +393,11 @@ def compare_row(ds, recipe: str, plan: Plan, log=print) -> dict:
 # ----------------------------------------------------------------------------
 
 
-def finite(obj, where: str = "card") -> None:
-    """Raise CardError at the first figure that is not finite: a record holds none."""
-    if isinstance(obj, float) and not np.isfinite(obj):
-        raise CardError(f"{where}: {obj} is not a finite figure; the card was not written")
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            finite(v, f"{where}.{k}")
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            finite(v, f"{where}[{i}]")
-
-
 def write(out: Path, record: dict, page: str) -> tuple[Path, Path]:
-    """card.json (strict JSON) and card.html, each whole or not at all."""
-    finite(record)
-    text = json.dumps(record, indent=2, allow_nan=False) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "card.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
-    atomic_write(out / "card.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """card.json (strict JSON: every figure finite) and card.html, both or neither."""
+    try:
+        text = json_text(record) + "\n"
+    except FmnistError as e:
+        raise CardError(f"the card's {e}; nothing written") from None
+    write_files(out, {"card.html": page, "card.json": text})
     return out / "card.json", out / "card.html"

@@ -26,6 +26,7 @@ def cmd_card(args) -> int:
     compare = compare_recipes(args.compare, plan)
     out = card.card_folder(args.out or f"cards/{plan.name}")
     board = card_board.read_board(args.board)  # a bad record refused before any training
+    card.try_model(plan)
     ds = data.load(args.data_dir, download=args.download)
     record, figures = card.measure(ds, plan, log=print)
     compared = [card.compare_row(ds, recipe, plan, log=print) for recipe in compare]
