@@ -171,3 +171,14 @@ def test_bad_code_and_arguments_stop_before_training(
     assert result.rc == 2 and fragment in result.stderr, result.stderr
     assert "epoch" not in result.stdout  # refused before the first step
     assert listing(code_dir) == before  # nothing written beside the code either
+
+
+@pytest.mark.slow  # the ONNX exporter's first use: about 3 s
+def test_export_with_the_code_named(cli, trained, tmp_path):
+    argv = ["export", "--model", str(trained["run"]), "--format", "onnx", "--out", "m.onnx"]
+    result = cli(argv, cwd=tmp_path, timeout=120)
+    assert_kept_promise(result, "export", tmp_path, set())
+    assert result.rc == 2 and "--model-code" in result.stderr
+    result = cli([*argv, "--model-code", str(trained["code"])], cwd=tmp_path, timeout=120)
+    assert result.rc == 0, result.stderr[-2000:]
+    assert (tmp_path / "m.onnx").stat().st_size > 0
