@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.errors import FmnistError
-from fmnist.files import regular_file
+from fmnist.files import make_folders, regular_file
 
 CLASSES = (
     "T-shirt/top",
@@ -289,9 +290,18 @@ def fetch(
     """Download any missing file into `target`: temporary file, verify, then rename."""
     target = Path(target)
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        made = make_folders(target)
     except OSError as e:
         raise DataError(f"{target}: cannot create the data folder ({e.strerror or e})") from None
+    try:
+        _fetch_into(target, mirrors, checksums, timeout, log)
+    except BaseException:
+        if made:  # a folder this call made holds nothing but what it downloaded
+            shutil.rmtree(made[-1], ignore_errors=True)
+        raise
+
+
+def _fetch_into(target: Path, mirrors, checksums: dict, timeout: float, log) -> None:
     if not os.access(target, os.W_OK):
         raise DataError(f"{target}: not writable; choose another --data-dir")
     for name in FILES:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.data import CLASSES, DataError, FashionMNIST
+from fmnist.files import make_folders, remove_folders
 
 
 def pixel_stats(images: np.ndarray) -> tuple[float, float]:
@@ -49,14 +50,15 @@ def export(ds: FashionMNIST, fmt: str, out: str | os.PathLike) -> Path:
         raise DataError(f"--export {fmt}: give png or csv")
     if os.path.lexists(out) and not (out.is_dir() and not any(out.iterdir())):
         raise DataError(f"--export {out}: exists and is not an empty folder; name a new one")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    made = make_folders(out.parent)  # taken back if the export fails
     splits = (
         ("train", ds.train_images, ds.train_labels),
         ("test", ds.test_images, ds.test_labels),
     )
     write_split = write_csv if fmt == "csv" else write_pngs
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         for split, images, labels in splits:
             write_split(tmp, split, images, labels)
         if out.is_dir():
@@ -65,6 +67,8 @@ def export(ds: FashionMNIST, fmt: str, out: str | os.PathLike) -> Path:
     except BaseException:
         import shutil
 
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        remove_folders(made)
         raise
     return out

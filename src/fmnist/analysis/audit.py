@@ -351,14 +351,18 @@ def _csv(rows: list[list], header: list[str]) -> str:
     return buf.getvalue()
 
 
+# what OUT holds after `fmnist audit`, checked before the audit starts
+FILES = ("label_issues.csv", "near_duplicates.csv", "exact_duplicates.csv", "audit.html",
+         "label_suspects.png", "audit.json")  # fmt: skip
+
+
 def write_audit(record: dict, arrays: dict, ds: data.FashionMNIST, out: Path) -> Path:
-    """OUT/audit.json, audit.html, label_suspects.png and three CSV files, each written
-    atomically."""
+    """OUT/audit.json, audit.html, label_suspects.png and three CSV files (FILES), written
+    all or nothing; OUT is made only then."""
     from fmnist.analysis.audit_html import render
-    from fmnist.checkpoint import atomic_write, write_json
+    from fmnist.files import json_text, write_files
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     issues = [
         [split, r["index"], data.CLASSES[r["given"]], data.CLASSES[r["suggested"]], r["score"]]
         for split in ("train", "test")
@@ -388,17 +392,16 @@ def write_audit(record: dict, arrays: dict, ds: data.FashionMNIST, out: Path) ->
         "exact_duplicates.csv": _csv(exact, ["group", "split", "index"]),
         "audit.html": render(record, arrays, ds),
     }
-    for name, text in texts.items():
-        atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text))
     from fmnist.analysis import plots
 
     suspects = record["label_issues"]
     fig = plots.label_suspects(
         {"train": (ds.train_images, suspects["train"]), "test": (ds.test_images, suspects["test"])}
     )
-    png = plots.to_png(fig)
-    atomic_write(out / "label_suspects.png", lambda tmp: Path(tmp).write_bytes(png))
-    write_json(out / "audit.json", record)
+    texts["label_suspects.png"] = plots.to_png(fig)
+    texts["audit.json"] = json_text(record) + "\n"
+    assert set(texts) == set(FILES)
+    write_files(out, texts)
     return out / "audit.html"
 
 

@@ -25,6 +25,7 @@ from fmnist import augment, data
 from fmnist.analysis import plots
 from fmnist.analysis.features import Predictions, kept_embed, logits_and_features, random_subset
 from fmnist.analysis.report_html import render
+from fmnist.analysis.robustness import of_clean
 from fmnist.checkpoint import atomic_write, load_model
 from fmnist.corruptions import TRAINING
 from fmnist.errors import FmnistError
@@ -300,8 +301,7 @@ def robustness_caption(r: dict) -> str:
     text = (
         f"Test accuracy under {len(r['accuracy'])} corruptions at severities "
         f"{', '.join(map(str, r['severities']))} (kornia; fmnist robustness): clean "
-        f"{r['clean']:.2%}, mean under corruption {r['mean']:.2%} ({r['relative']:.1%} of "
-        f"clean)"
+        f"{r['clean']:.2%}, mean under corruption {r['mean']:.2%} ({of_clean(r)})"
     )
     trained = [n for n in r["accuracy"] if n in TRAINING]
     groups = (

@@ -4,12 +4,15 @@ descriptions and model cards (`fmnist card`'s card.json)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import shlex
 import statistics
 from pathlib import Path
 
+from fmnist.checkpoint import FORMAT
 from fmnist.errors import FmnistError
-from fmnist.files import NUMBER, check_fields, read_json
+from fmnist.files import NUMBER, check_fields, json_text, read_json
 from fmnist.training.config import RECIPES, SETTING_FLAGS, TrainConfig, make_config
 
 
@@ -19,7 +22,8 @@ class ResultsError(FmnistError):
 
 def command(config: dict, n: int = 1) -> str:
     """The `fmnist train` line that gives these settings: the recipe, then every flag whose
-    value differs from the recipe's."""
+    value differs from the recipe's, each value quoted for a POSIX shell (a record's text
+    is never a command of its own)."""
     recipe = config.get("recipe", "seed")
     # what the recipe gives, with what --all-data implies (select, patience) where it is set
     all_data = config.get("all_data") or None
@@ -27,7 +31,7 @@ def command(config: dict, n: int = 1) -> str:
         make_config(recipe, all_data=all_data) if recipe in RECIPES else TrainConfig()
     )
     preset["all_data"] = RECIPES.get(recipe, {}).get("all_data", False)
-    parts = ["fmnist train"] + ([f"--recipe {recipe}"] if recipe != "seed" else [])
+    parts = ["fmnist train"] + ([f"--recipe {shlex.quote(recipe)}"] if recipe != "seed" else [])
     for field in SETTING_FLAGS:
         value = config.get(field, preset[field])
         if value == preset[field]:
@@ -35,8 +39,11 @@ def command(config: dict, n: int = 1) -> str:
         flag = "--" + field.replace("_", "-")
         if isinstance(value, bool):
             parts.append(flag)
+        elif isinstance(value, float):
+            parts.append(f"{flag} {value:g}")
         else:
-            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+            text = json.dumps(value) if isinstance(value, dict) else str(value)
+            parts.append(f"{flag} {shlex.quote(text)}")
     if n > 1:
         parts.append(f"--seeds {n}")
     return " ".join(parts)
@@ -76,7 +83,7 @@ def read(path: str | Path) -> dict:
         _check_summary(obj, where)
         test, tta = _figure(obj, "test_accuracy"), _figure(obj, "test_accuracy_tta")
         return {
-            "config": obj.get("config", {}),
+            "config": _checked_config(obj.get("config", {}), where),
             "n": obj["n"],
             "test": test["values"],
             "tta": tta["values"] if tta else None,
@@ -84,9 +91,9 @@ def read(path: str | Path) -> dict:
             "parameters": obj.get("parameters"),
             "machine": machine(obj.get("environment"), obj.get("device")),
         }
-    if "metrics" in obj and "record" in obj:  # a model description
-        check_fields(obj, {"metrics": dict, "record": dict}, where, ResultsError)
-        metrics, record = obj["metrics"], obj["record"]
+    if "metrics" in obj and ("record" in obj or obj.get("format") == FORMAT):  # a model's
+        check_fields(obj, {"metrics": dict, "record?": dict, "model?": str}, where, ResultsError)
+        metrics, record = obj["metrics"], obj.get("record")
         where += ": metrics"
     elif "test_accuracy" in obj and (path.parent / "config.json").is_file():  # metrics.json
         metrics = obj
@@ -95,14 +102,20 @@ def read(path: str | Path) -> dict:
     else:
         raise ResultsError(f"{path}: not a sweep summary, a run directory or a model description")
     check_fields(metrics, METRICS, where, ResultsError)
-    check_fields(record, RECORD, where.replace(": metrics", ": record"), ResultsError)
-    return {
-        "config": record.get("config", {}),
+    row = {
         "n": 1,
         "test": [metrics["test_accuracy"]],
         "tta": [metrics["test_accuracy_tta"]] if "test_accuracy_tta" in metrics else None,
         "train_s": metrics["train_s"],
         "parameters": metrics.get("parameters"),
+    }
+    if record is None:  # a packaged model's description (weights/best.json): no run record
+        return {**row, "config": {"model": obj.get("model", "?")}, "machine": "-", "command": "-"}
+    where = where.replace(": metrics", ": record")
+    check_fields(record, RECORD, where, ResultsError)
+    return {
+        **row,
+        "config": _checked_config(record.get("config", {}), where),
         "machine": machine(record.get("environment"), metrics.get("device")),
     }
 
@@ -134,6 +147,22 @@ def card_row(path: Path) -> dict:
 METRICS = {"test_accuracy": NUMBER, "test_accuracy_tta?": NUMBER, "train_s": NUMBER,
            "parameters?": (int, None), "device?": (str, None)}  # fmt: skip
 RECORD = {"config?": dict, "environment?": (dict, None)}
+# a record's settings, by the kind of their defaults; settings this version lacks are ignored
+CONFIG = {f"{f.name}?": NUMBER if f.type in ("float", float) else
+          {"int": int, "bool": bool, "str": str, "dict": dict}.get(str(f.type), object)
+          for f in dataclasses.fields(TrainConfig)}  # fmt: skip
+
+
+def _checked_config(config: dict, where: str) -> dict:
+    """A record's settings, each of its kind: a table row prints them into a command."""
+    check_fields(config, CONFIG, f"{where}: config", ResultsError)
+    try:
+        json_text(config.get("model_args", {}))
+    except FmnistError as e:
+        raise ResultsError(f"{where}: config: model_args: {e}") from None
+    return config
+
+
 FIGURE = {"mean": NUMBER, "values": list}
 
 
@@ -181,12 +210,21 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         cfg = r["config"]
         params = r["parameters"] or parameters(cfg.get("model"))
-        params = f"{params:,}" if params else "-"
-        lines.append(
-            f"| `{cfg.get('model', '?')}` | {params} | `{cfg.get('recipe', '?')}`"
-            + (" (all 60,000)" if cfg.get("all_data") else "")
-            + f" | {accuracy(r['test'])} | {accuracy(r['tta'])} | {r['train_s']:,.0f} s"
-            + (" each" if r["n"] > 1 else "")
-            + f" | {r['machine']} | `{r.get('command') or command(cfg, r['n'])}` |"
-        )
+        cells = [
+            f"`{cfg.get('model', '?')}`",
+            f"{params:,}" if params else "-",
+            f"`{cfg.get('recipe', '?')}`" + (" (all 60,000)" if cfg.get("all_data") else ""),
+            accuracy(r["test"]),
+            accuracy(r["tta"]),
+            f"{r['train_s']:,.0f} s" + (" each" if r["n"] > 1 else ""),
+            r["machine"],
+            f"`{r.get('command') or command(cfg, r['n'])}`",
+        ]
+        lines.append("| " + " | ".join(map(_cell, cells)) + " |")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """One Markdown table cell, whatever a record's text holds: one line, its pipes
+    escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")

@@ -43,7 +43,8 @@ def logits_of(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
 def robustness(model, images, labels, corruptions=None, severities=SEVERITIES, seed=0,
                log=None) -> dict:  # fmt: skip
     """{"clean": accuracy, "accuracy": {corruption: {severity: accuracy}}, "mean": mean
-    corruption accuracy (over every corruption and severity), "relative": mean / clean}."""
+    corruption accuracy (over every corruption and severity), "relative": mean / clean, or
+    None where clean is 0}."""
     corruptions = list(corruptions or CORRUPTIONS)
     for name in corruptions:
         if name not in CORRUPTIONS:
@@ -66,8 +67,16 @@ def robustness(model, images, labels, corruptions=None, severities=SEVERITIES, s
         return float(np.mean(cells)) if cells else None
 
     mean = mean_of(table)
-    return {"clean": clean, "accuracy": table, "mean": mean, "relative": mean / clean,
+    # relative: null when no clean image is classified right (no ratio to give)
+    relative = mean / clean if clean else None
+    return {"clean": clean, "accuracy": table, "mean": mean, "relative": relative,
             # apart: the corruptions the `corrupt` augmentation trains with, and the others
             "mean_trained": mean_of([n for n in table if n in TRAINING]),
             "mean_unseen": mean_of([n for n in table if n not in TRAINING]),
             "severities": list(severities), "seed": seed, "images": len(labels)}  # fmt: skip
+
+
+def of_clean(result: dict) -> str:
+    """The mean under corruption as a share of the clean accuracy, in words."""
+    relative = result["relative"]
+    return "no clean image right" if relative is None else f"{relative:.1%} of clean"

@@ -7,6 +7,7 @@ One module per stage (data, training, analysis, trust, deploy); each command is 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from fmnist import __version__
@@ -34,22 +35,40 @@ def _fail(command: str, message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit:  # argparse's --help or --version, printed
+            sys.stdout.flush()
+            raise
+        # flushed here rather than as Python exits, so that a reader who has gone
+        # (fmnist models | head -1) is caught below, not reported by the interpreter
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # as the Python documentation advises: stdout to devnull, then a quiet exit 0,
+        # as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FmnistError as e:
         return _fail(args.command, str(e))
-    except BrokenPipeError:  # an OSError too: caught first
-        # the reader went away (fmnist ... | head): stop quietly, as other Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BrokenPipeError:  # an OSError too: main's, not a failure
+        raise
     except OSError as e:
         # the file system refused something no check foresaw: still one line, status 2
         where = f"{e.filename}: " if e.filename else ""
         return _fail(args.command, f"{where}{e.strerror or e}")
-    except KeyboardInterrupt:
-        sys.stderr.write(f"fmnist {args.command}: interrupted\n")
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where a command turns it into one
+        signum = getattr(e, "signum", signal.SIGINT)
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
+        sys.stderr.write(f"fmnist {args.command}: {how}\n")
+        return 128 + signum
 
 
 if __name__ == "__main__":

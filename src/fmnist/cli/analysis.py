@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from fmnist.cli.common import (
@@ -15,8 +13,10 @@ from fmnist.cli.common import (
     results_file,
     results_flag,
     save_results,
+    stopped_by_signals,
 )
 from fmnist.errors import FmnistError
+from fmnist.files import json_text
 
 
 def cmd_evaluate(args) -> int:
@@ -41,16 +41,19 @@ def cmd_evaluate(args) -> int:
             raise FmnistError(f"--audit {args.audit}: names test images that do not exist")
         keep = np.setdiff1d(np.arange(len(ds.test_labels)), flagged)
         right = logits.argmax(1).numpy()[keep] == ds.test_labels[keep]
-        result["unflagged"] = {"images": len(keep), "test_accuracy": float(right.mean())}
+        # null when the audit flags every test image: no accuracy is left to measure
+        accuracy = float(right.mean()) if len(keep) else None
+        result["unflagged"] = {"images": len(keep), "test_accuracy": accuracy}
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result))
     else:
         print(format_report(result))
         if flagged is not None:
             u = result["unflagged"]
+            unflagged = "none" if u["test_accuracy"] is None else f"{u['test_accuracy']:.2%}"
             print(
                 f"\non the {u['images']:,} test images the audit did not flag: "
-                f"{u['test_accuracy']:.2%} (all of them: {result['test_accuracy']:.2%})"
+                f"{unflagged} (all of them: {result['test_accuracy']:.2%})"
             )
     return 0
 
@@ -103,12 +106,14 @@ def cmd_bench(args) -> int:
     if args.merge:
         return merge_ladders(args)
     device = resolve_device(args.device)
-    if args.ladder:
-        return bench_ladder(args, device)
-    out = results_file(args.out, f"benchmarks/results/{date.today()}-{device.type}.json")
-    ds = data.load(args.data_dir, download=args.download)
-    result = bench.run(ds, args.device, repeats=args.repeats, epochs=args.epochs, log=print)
-    save_results(out, result, bench.format_table(result))
+    # a kill (SIGTERM) unwinds as Ctrl-C does, so the runs' temporary folder goes with it
+    with stopped_by_signals():
+        if args.ladder:
+            return bench_ladder(args, device)
+        out = results_file(args.out, f"benchmarks/results/{date.today()}-{device.type}.json")
+        ds = data.load(args.data_dir, download=args.download)
+        result = bench.run(ds, args.device, repeats=args.repeats, epochs=args.epochs, log=print)
+        save_results(out, result, bench.format_table(result))
     return 0
 
 
@@ -131,10 +136,10 @@ def merge_ladders(args) -> int:
         raise MergeError(f"--merge combines records and runs nothing: leave out {given[0]}")
     if not args.out:
         raise MergeError("--merge needs --json FILE or --out FILE, the merged record's file")
+    out = results_file(args.out, args.out)  # before anything is read; nothing made
     records = [(path, read_json(path, "ladder record", error=MergeError)) for path in args.merge]
     merged = merge(records)
-    table = ladder.format_table(merged)
-    save_results(results_file(args.out, args.out), merged, table)  # nothing made before
+    save_results(out, merged, ladder.format_table(merged))
     return 0
 
 
@@ -297,6 +302,10 @@ def cmd_baselines(args) -> int:
     from fmnist.analysis import baselines
 
     out = results_file(args.out, f"benchmarks/results/{date.today()}-baselines.json")
+    unknown = [n for n in args.only or () if n not in baselines.BASELINES]
+    if unknown:
+        known = ", ".join(baselines.BASELINES)
+        raise FmnistError(f"--only: unknown baseline {', '.join(unknown)}; known: {known}")
     ds = data.load(args.data_dir, download=args.download)
     results = baselines.run(
         ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, args.only or None

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from fmnist.errors import FmnistError
@@ -152,20 +155,51 @@ def results_flag(sp, where: str) -> None:
 
 
 def results_file(path: str | None, default: str):
-    """Where a benchmark's JSON goes, checked before the (long) measurement starts."""
+    """Where a benchmark's JSON goes, checked before the (long) measurement starts; its
+    missing folders are made only when it is written."""
+    from fmnist.files import Output, check_outputs
 
-    from fmnist.training.rundir import make_writable_dir
-
-    out = Path(path or default)
-    try:
-        make_writable_dir(out.parent)
-    except OSError as e:
-        raise FmnistError(f"{out}: cannot write the results ({e.strerror or e})") from None
-    return out
+    return check_outputs(Output(path or default, "--out", new_folders=True))[0]
 
 
 def save_results(out, record: dict, table: str) -> None:
-    from fmnist.checkpoint import write_json
+    from fmnist.files import make_folders, remove_folders, write_json
 
-    write_json(out, record)
+    made = make_folders(Path(out).parent)
+    try:
+        write_json(out, record)
+    except BaseException:
+        remove_folders(made)
+        raise
     print(f"\n{table}\n\nresults: {out}")
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is so that its cleanup runs: their
+    default action ends Python at once, leaving temporary folders behind."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signal.Signals(signum)
+
+
+@contextmanager
+def stopped_by_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
+    """Within the block, the signals that would kill the process raise Stopped instead; a
+    signal handled or ignored already (nohup's SIGHUP) is left as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    before = {s: signal.getsignal(s) for s in signals}
+    for s, handler in before.items():
+        if handler == signal.SIG_DFL:
+            signal.signal(s, stop)
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

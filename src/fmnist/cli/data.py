@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fmnist.cli.common import data_flags
+from fmnist.cli.common import data_flags, stopped_by_signals
 
 
 def cmd_data(args) -> int:
@@ -13,11 +13,12 @@ def cmd_data(args) -> int:
 
         if args.export[0] not in ("png", "csv"):
             raise data.DataError(f"--export {args.export[0]}: give png or csv")
-        output_dir(args.export[1], "--export", data.DataError)
+        output_dir(args.export[1], "--export", data.DataError, fresh=True)
     ds = data.load(args.data_dir, download=args.download)
     if args.export:
         fmt, out = args.export
-        print(f"wrote {data_export.export(ds, fmt, out)}")
+        with stopped_by_signals():  # a kill still removes the half-written copy
+            print(f"wrote {data_export.export(ds, fmt, out)}")
         return 0
     print(f"Fashion-MNIST from {ds.origin}: {ds.directory}")
     for name, digest in ds.sha256.items():

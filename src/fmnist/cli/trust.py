@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from fmnist.cli.common import chosen_model, data_flags, model_code, model_flag, names_a_model
+from fmnist.cli.common import (
+    chosen_model,
+    data_flags,
+    model_code,
+    model_flag,
+    names_a_model,
+    stopped_by_signals,
+)
 from fmnist.cli.training import DEVICES, default_in, recipe_help
 from fmnist.errors import FmnistError
+from fmnist.files import json_text
 
 AUDIT_RECIPE = "rung90"  # the cross-validation models: the fastest recipe to 90%
 
 
 def cmd_audit(args) -> int:
     from fmnist import data
-    from fmnist.analysis.audit import AuditError, audit, write_audit
+    from fmnist.analysis.audit import FILES, AuditError, audit, write_audit
     from fmnist.files import output_dir
     from fmnist.training.config import make_config
 
-    out = output_dir(args.out, "--out", AuditError)
+    out = output_dir(args.out, "--out", AuditError, inside=FILES)
     settings = {"model": args.model, "epochs": args.epochs, "seed": args.seed}
     cfg = make_config(args.recipe, **settings, all_data=True, device=args.device)
     if args.folds < 2:
@@ -35,8 +41,9 @@ def cmd_audit(args) -> int:
             ds.origin,
             ds.sha256,
         )
-    record, arrays = audit(ds, cfg, folds=args.folds)
-    page = write_audit(record, arrays, ds, out)
+    with stopped_by_signals():  # a kill still removes the folds' temporary runs
+        record, arrays = audit(ds, cfg, folds=args.folds)
+        page = write_audit(record, arrays, ds, out)
     print_audit(record)
     print(f"audit: {page} ({record['seconds']['total']:.0f} s)")
     return 0
@@ -88,7 +95,7 @@ def add_audit(sub) -> None:
 def cmd_robustness(args) -> int:
     from fmnist import data
     from fmnist.analysis import plots
-    from fmnist.analysis.robustness import robustness
+    from fmnist.analysis.robustness import of_clean, robustness
     from fmnist.checkpoint import load_model
     from fmnist.corruptions import CorruptionError
     from fmnist.files import output_file
@@ -124,11 +131,11 @@ def cmd_robustness(args) -> int:
         png = plots.to_png(plots.corruption_heatmap(result, str(model_name)))
         atomic_write(args.figure, lambda tmp: Path(tmp).write_bytes(png))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result))
     else:
         print(
             f"\nclean {result['clean']:.2%}; mean under corruption {result['mean']:.2%} "
-            f"({result['relative']:.1%} of clean)"
+            f"({of_clean(result)})"
         )
     return 0
 
@@ -163,26 +170,31 @@ def add_robustness(sub) -> None:
 def cmd_explain(args) -> int:
     from fmnist.analysis.explain import METHODS, ExplainError, attribute, captum_or_fail
     from fmnist.deploy.predict import Predictor, find_images, read_image
-    from fmnist.files import output_dir
+    from fmnist.files import output_dir, write_files
 
     model_name, inputs = model_and_images(args)
     methods = METHODS if args.method == "all" else (args.method,)
     captum_or_fail()  # missing: one line before any work
-    out = output_dir(args.out, "--out", ExplainError) if not args.json else None
     files = find_images(inputs)
+    names = [figure_name(i, f) for i, f in enumerate(files)]
+    # every figure's place checked before any image is read; the folder made only at the end
+    out = None if args.json else output_dir(args.out, "--out", ExplainError, inside=names)
     images = np.stack([read_image(f) for f in files])
     predictor = Predictor.load(model_name, **model_code(args))
     probs = predictor.probabilities(images)
     top_idx = probs.argmax(1)
     maps = {m: attribute(predictor.module, images, top_idx, m) for m in methods}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    figures = {} if out is not None else None
     results = [
-        explained(i, f, images[i], predictor.top(probs[i], 3), maps, out)
+        explained(i, f, images[i], predictor.top(probs[i], 3), maps, figures)
         for i, f in enumerate(files)
     ]
+    if out is not None:
+        write_files(out, figures)  # all or nothing
+        for r in results:
+            r["figure"] = str(out / r["figure"])
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json_text(results))
     else:
         for r in results:
             best = r["top"][0]
@@ -204,26 +216,27 @@ def model_and_images(args) -> tuple[str, list[str]]:
     return model_name, rest
 
 
-def explained(i: int, file, image, top: list[dict], maps: dict, out) -> dict:
-    """One image's row: its top classes, a summary of each method's map, and its figure."""
-    from pathlib import Path
+def figure_name(i: int, file) -> str:
+    """The i-th image's figure in the --out folder."""
+    return f"{i:03d}-{file.stem[:60]}-explain.png"
 
+
+def explained(i: int, file, image, top: list[dict], maps: dict, figures: dict | None) -> dict:
+    """One image's row: its top classes, a summary of each method's map, and (with
+    `figures`, which receives its PNG) its figure's name."""
     from fmnist.analysis import plots
     from fmnist.analysis.explain import summary
-    from fmnist.checkpoint import atomic_write
 
     row = {
         "file": str(file),
         "top": [{"label": p["label"], "probability": p["probability"]} for p in top],
         "attributions": {m: summary(maps[m][i]) for m in maps},
     }
-    if out is not None:
+    if figures is not None:
         pairs = [(p["label"], p["probability"]) for p in top]
         fig = plots.explanation(image, pairs, {m: maps[m][i] for m in maps}, file.name)
-        png = plots.to_png(fig)
-        target = out / f"{i:03d}-{file.stem[:60]}-explain.png"
-        atomic_write(target, lambda tmp: Path(tmp).write_bytes(png))
-        row["figure"] = str(target)
+        row["figure"] = figure_name(i, file)
+        figures[row["figure"]] = plots.to_png(fig)
     return row
 
 
