@@ -1,7 +1,8 @@
 """The documentation's tables and the ladder chart, made from the committed records.
 
 Every figure a reader sees comes from a record: `benchmarks/results/` (ladder records,
-sweeps, run directories, the baselines, audit, trust and speed records), the packaged
+sweeps, run directories, the baselines, audit, trust and speed records), model cards
+(`fmnist card`'s card.json, in `benchmarks/cards/` or `benchmarks/results/`), the packaged
 models' JSON, or `benchmarks/frontier/*.jsonl` (validation-only exploration). Each table
 row names its record, the record's machine and its date, and a record's `role` says
 whether its figure is the one that counts (`benchmarks/results/README.md`).
@@ -29,6 +30,7 @@ from fmnist.training.recipes import PURPOSES, RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+CARDS = ROOT / "benchmarks" / "cards"
 FRONTIER = ROOT / "benchmarks" / "frontier"
 WEIGHTS = ROOT / "src" / "fmnist" / "weights"
 ROLES = ("current", "ablation", "superseded")
@@ -406,9 +408,20 @@ def run_directories(results_dir: Path) -> list[Path]:
     return sorted(p for p in results_dir.iterdir() if (p / "metrics.json").is_file())
 
 
-def model_sources(results_dir: Path, weights_dir: Path) -> list[tuple[Path, dict, dict]]:
+def card_paths(results_dir: Path, cards_dir: Path = CARDS) -> list[Path]:
+    """Every model card: `*card*.json` and `*/card.json` in the results folder, every
+    card.json under the cards folder."""
+    found = {*results_dir.glob("*card*.json"), *results_dir.glob("*/card.json")}
+    if cards_dir.is_dir():
+        found |= {*cards_dir.glob("*card*.json"), *cards_dir.rglob("card.json")}
+    return sorted(p for p in found if p.is_file())
+
+
+def model_sources(
+    results_dir: Path, weights_dir: Path, cards_dir: Path = CARDS
+) -> list[tuple[Path, dict, dict]]:
     """(path, raw record, `results.read` row) of the packaged models that carry their record,
-    the current sweeps and the run directories, in that order."""
+    the current sweeps, the run directories and the model cards, in that order."""
     found = []
     for path in sorted(weights_dir.glob("*.json")):
         obj = load(path)
@@ -420,6 +433,8 @@ def model_sources(results_dir: Path, weights_dir: Path) -> list[tuple[Path, dict
             found.append((path, obj, results.read(path)))
     for path in run_directories(results_dir):
         found.append((path, load(path / "config.json"), results.read(path)))
+    for path in card_paths(results_dir, cards_dir):
+        found.append((path, load(path), results.read(path)))
     return found
 
 
@@ -456,7 +471,7 @@ def model_row(path: Path, obj: dict, row: dict, weights_dir: Path) -> list[str]:
     cfg = row["config"]
     params = row["parameters"] or results.parameters(cfg.get("model"))
     recipe = f"`{cfg.get('recipe', '?')}`" + (" (all 60,000)" if cfg.get("all_data") else "")
-    command = f"`{results.command(cfg, row['n'])}`"
+    command = f"`{row.get('command') or results.command(cfg, row['n'])}`"
     if not command_reproduces(cfg):
         recipe += f" as it was; today's `{cfg.get('recipe')}` differs"
         command = "today's recipe differs: the settings are the record's `config`"
@@ -498,15 +513,70 @@ BASELINES_INTRO = (
 )
 
 
-def models_markdown(results_dir: Path = RESULTS, weights_dir: Path = WEIGHTS) -> str:
-    rows = [model_row(*source, weights_dir) for source in model_sources(results_dir, weights_dir)]
+def models_markdown(
+    results_dir: Path = RESULTS, weights_dir: Path = WEIGHTS, cards_dir: Path = CARDS
+) -> str:
+    sources = model_sources(results_dir, weights_dir, cards_dir)
+    rows = [model_row(*source, weights_dir) for source in sources]
     return page(
         "# Models, recipes and classic baselines",
         MODELS_INTRO,
         markdown(MODELS_HEAD, rows),
         BASELINES_INTRO,
         baselines_table(results_dir),
+        *cards_blocks(results_dir, cards_dir),
     )
+
+
+# ----------------------------------------------------------------------------
+# Model cards
+# ----------------------------------------------------------------------------
+
+CARDS_HEAD = (
+    "model | recipe | test accuracy | first reached (median s) | ECE | under corruptions "
+    "/ inverted | parameters, MFLOP | training s, images/s | inference images/s | command | "
+    "machine | date | record"
+)
+CARDS_INTRO = (
+    "Model cards (`fmnist card`, see [Benchmark your model](card.md)): seeds trained with the"
+    " recipe's selection (validation, or a fixed schedule on all 60,000 images), the test set"
+    " met once per seed; robustness and inference speed of seed 0's model."
+)
+
+
+def card_cells(path: Path, card: dict) -> list[str]:
+    """One card as a row: its figures, where it ran, its record."""
+    acc, rob = card["test_accuracy"], card["robustness"]
+    reduced = card["protocol"].get("reduced") or {}
+    smaller = " (a smaller run: " + ", ".join(f"{k} {v}" for k, v in reduced.items()) + ")"
+    reached = [f"{r} {v['median_s']:,.1f}" for r, v in card["rungs"].items() if v["median_s"]]
+    cells = [f"`{card['model']}`" + (smaller if reduced else ""), f"`{card['recipe']}`"]
+    cells += [f"{mean_std(acc)} ({plural(len(acc['values']), 'seed')})"]
+    cells += ["; ".join(reached) or "none", pct(card["ece"]["mean"])]
+    cells += [f"{pct(rob['mean'])} / {pct(rob['inverted_image'])}"]
+    cells += [f"{card['parameters']:,}, {card['mflop_per_image']:g}"]
+    rate = card["training_images_per_s"]["median"]
+    cells += [f"{card['train_s']['median']:,.1f} s, {rate:,.0f}"]
+    cells += [f"{card['inference_images_per_s']:,.0f}", f"`{card['command']}`"]
+    return cells + provenance(path, card, card["machine"], card["device"])
+
+
+def cards_blocks(results_dir: Path, cards_dir: Path = CARDS) -> list[str]:
+    """The model cards' table, where there are cards."""
+    paths = card_paths(results_dir, cards_dir)
+    if not paths:
+        return []
+    rows = [card_cells(p, results_card(p)) for p in paths]
+    return ["## Model cards", CARDS_INTRO, markdown(CARDS_HEAD, rows)]
+
+
+def results_card(path: Path) -> dict:
+    from fmnist.analysis.card_board import read_card
+
+    try:
+        return read_card(path)
+    except FmnistError as e:
+        raise RecordsError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------
@@ -724,6 +794,9 @@ def when(path: Path, *objs: dict) -> str:
 
 def what_it_measures(obj: dict) -> str:
     """A record's subject in a few words, by what it holds."""
+    if str(obj.get("format", "")).startswith("fmnist-card/"):
+        seeds = plural(obj["protocol"]["seeds"], "seed")
+        return f"model card of `{obj['model']}`, recipe `{obj['recipe']}`, {seeds}"
     if "rungs" in obj:
         rungs = [
             f"{r['rung']} `{r['recipe']}` (`{r['model']}`, {plural(r['epochs'], 'epoch')}, "
@@ -749,7 +822,7 @@ def what_it_measures(obj: dict) -> str:
     return obj.get("benchmark") or obj.get("format") or "-"
 
 
-def results_inventory(results_dir: Path) -> list[list[str]]:
+def results_inventory(results_dir: Path, cards_dir: Path = CARDS) -> list[list[str]]:
     """Every record in the results folder: the JSON records, run directories and audits."""
     rows = []
     for path in sorted(results_dir.glob("*.json")):
@@ -764,6 +837,11 @@ def results_inventory(results_dir: Path) -> list[list[str]]:
         audit = load(path)
         rows.append([shown(path), f"`fmnist audit`: {audit.get('settings')}", UNMARKED])
         rows[-1] += [machine_cell(audit.get("environment")), when(path.parent, audit)]
+    inside = [p for p in card_paths(results_dir, cards_dir) if p.parent != results_dir]
+    for path in inside:  # cards in folders (those in the results folder are listed above)
+        card = load(path)
+        rows.append([shown(path), what_it_measures(card), role_of(card)])
+        rows[-1] += [machine_cell(*environment(card)), when(path, card)]
     return rows
 
 
@@ -817,9 +895,12 @@ FRONTIER_INTRO = (
 
 
 def all_runs_markdown(
-    results_dir: Path = RESULTS, weights_dir: Path = WEIGHTS, frontier_dir: Path = FRONTIER
+    results_dir: Path = RESULTS,
+    weights_dir: Path = WEIGHTS,
+    frontier_dir: Path = FRONTIER,
+    cards_dir: Path = CARDS,
 ) -> str:
-    rows = results_inventory(results_dir) + models_inventory(weights_dir, results_dir)
+    rows = results_inventory(results_dir, cards_dir) + models_inventory(weights_dir, results_dir)
     return page(
         "# Every record",
         ALL_RUNS_INTRO,
@@ -896,6 +977,7 @@ def write_all(
     results_dir: Path = RESULTS,
     weights_dir: Path = WEIGHTS,
     frontier_dir: Path = FRONTIER,
+    cards_dir: Path = CARDS,
 ) -> list[Path]:
     """Write the docs' Markdown tables and the ladder chart into `out_dir`; their paths.
     Refuses (RecordsError) records that contradict each other on what counts."""
@@ -905,11 +987,11 @@ def write_all(
         "headline.md": headline_table(results_dir, weights_dir) + "\n",
         "recipes.md": recipes_markdown(),
         "ladder.md": ladder_markdown(results_dir),
-        "models.md": models_markdown(results_dir, weights_dir),
+        "models.md": models_markdown(results_dir, weights_dir, cards_dir),
         "audit-effect.md": audit_markdown(results_dir),
         "robustness.md": robustness_markdown(results_dir),
         "speed.md": speed_markdown(results_dir),
-        "all-runs.md": all_runs_markdown(results_dir, weights_dir, frontier_dir),
+        "all-runs.md": all_runs_markdown(results_dir, weights_dir, frontier_dir, cards_dir),
     }
     for name, text in pages.items():  # each file whole or not at all
         atomic_write(out_dir / name, lambda tmp, text=text: Path(tmp).write_text(text))

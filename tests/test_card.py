@@ -4,6 +4,7 @@ leaderboard among records of the same machine (and of others, marked), and bad i
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import statistics
 from pathlib import Path
@@ -37,7 +38,9 @@ def planted_card(name: str, accuracy: float, machine: dict = HERE, **more) -> di
         "test_accuracy": figure([accuracy - 0.001, accuracy + 0.001]),
         "train_s": figure([10.0, 12.0]), "training_images_per_s": figure([5000.0, 5100.0]),
         "parameters": 1000, "mflop_per_image": 1.5, "tta": False,
-        "command": f"fmnist card --model {name}", **more,
+        "command": f"fmnist card --model {name}", "ece": figure([0.02, 0.03]),
+        "robustness": {"mean": 0.6, "inverted_image": 0.2}, "inference_images_per_s": 9000.0,
+        "rungs": {r: {"median_s": 5.0 if r == "90%" else None} for r in RUNGS}, **more,
     }  # fmt: skip
 
 
@@ -139,6 +142,22 @@ def test_a_garbled_record_on_the_board_is_refused_by_name(tmp_path):
     write_file(tmp_path / "2026-11-20-ladder-cpu.json", json.dumps(bad))
     with pytest.raises(card.CardError, match=r"ladder-cpu.json: rungs\[0\]: field 'train_s'"):
         card_board.read_board([tmp_path])
+
+
+def test_the_docs_results_pages_read_cards(tmp_path):
+    spec = importlib.util.spec_from_file_location("docs_generate", ROOT / "docs" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    cards = tmp_path / "cards"
+    write_file(cards / "planted" / "card.json", json.dumps(planted_card("planted_net", 0.9)))
+    models = generate.models_markdown(generate.RESULTS, generate.WEIGHTS, cards)
+    rows = [ln for ln in models.splitlines() if "`planted_net`" in ln]
+    assert len(rows) == 2 and all("Planted CPU 9000" in r and "2026-12-01" in r for r in rows)
+    assert "## Model cards" in models and "90% 5.0" in rows[1] and "60.00% / 20.00%" in rows[1]
+    assert all("`fmnist card --model planted_net`" in r for r in rows)
+    runs = generate.all_runs_markdown(cards_dir=cards)
+    assert "model card of `planted_net`, recipe `tuned`, 2 seeds" in runs
+    assert "## Model cards" not in generate.models_markdown(cards_dir=tmp_path / "none")
 
 
 # ----------------------------------------------------------------------------
