@@ -28,7 +28,7 @@ DOCS = ROOT / "docs"
 NOTEBOOK = ROOT / "notebooks" / "fashion_mnist_analysis.ipynb"
 TOCTREE = [
     "getting-started", "tutorial", "notebook", "recipes", "data", "trust", "use", "scale",
-    "results", "reproducing", "architecture", "cli", "api", "all-runs",
+    "results", "card", "reproducing", "architecture", "cli", "api", "all-runs",
 ]  # fmt: skip
 
 
