@@ -168,7 +168,8 @@ def test_the_docs_results_pages_read_cards(tmp_path):
 @pytest.fixture(scope="module")
 def made(cli, tmp_path_factory):
     """`fmnist card` on examples/mlp.py, tiny: 300 training images, 1 epoch, 2 seeds, 200 test
-    images; its leaderboard reads a planted ladder record of another machine."""
+    images, with rung90 re-run beside it; its leaderboard reads a planted ladder record of
+    another machine."""
     base = tmp_path_factory.mktemp("card")
     away = {**HERE, "cpu": "Elsewhere CPU"}
     write_file(
@@ -176,7 +177,7 @@ def made(cli, tmp_path_factory):
         json.dumps(planted_ladder(away, "2026-11-20", [("92%", "rung92", 0.926)])),
     )
     argv = ["card", "--model", f"{MLP}:MLP", *TINY, "--out", base / "card", "--board",
-            base / "board", "--no-download"]  # fmt: skip
+            base / "board", "--compare", "rung90", "--no-download"]  # fmt: skip
     result = cli(argv, cwd=base, timeout=300)
     assert result.rc == 0, result.stderr[-3000:]
     return base / "card", result
@@ -210,8 +211,14 @@ def test_the_card_of_a_model_of_your_own(made):
     assert rec["training_images_per_s"]["median"] > 0 and rec["inference_images_per_s"] > 0
     assert rec["machine"]["cpu"] and rec["machine"]["torch_threads"] == 1  # OMP_NUM_THREADS=1
     assert rec["command"].startswith(f"fmnist card --model {MLP}:MLP --seeds 2 --epochs 1")
-    me, away = rec["leaderboard"]
-    assert me["this"] and me["place"] == 1 and not away["same_machine"]
+    ranked = [r for r in rec["leaderboard"] if r["compares"]]
+    assert {r["kind"] for r in ranked} == {"this card", "re-run beside it"}
+    means = [r["test_accuracy"]["mean"] for r in ranked]
+    assert [r["place"] for r in ranked] == [1, 2] and means == sorted(means, reverse=True)
+    (away,) = [r for r in rec["leaderboard"] if not r["same_machine"]]
+    assert away["place"] is None and away["machine_label"].startswith("Elsewhere CPU")
+    (rerun,) = rec["compare"]
+    assert rerun["recipe"] == "rung90" and rerun["protocol"]["all_data"]  # a fixed schedule
     assert "MLP" in result.stdout and "card.html" in result.stdout
 
 
