@@ -182,3 +182,51 @@ def test_export_with_the_code_named(cli, trained, tmp_path):
     result = cli([*argv, "--model-code", str(trained["code"])], cwd=tmp_path, timeout=120)
     assert result.rc == 0, result.stderr[-2000:]
     assert (tmp_path / "m.onnx").stat().st_size > 0
+
+
+def test_resume_needs_the_code_named_again(cli, trained, tmp_path):
+    # an unfinished run of a planted record: its config.json names code that would leave a
+    # marker were it imported
+    marker = trained["base"] / "imported_on_resume"
+    spy = write_file(trained["base"] / "spy_resume.py", f"open({str(marker)!r}, 'w').close()\n")
+    record = json.loads((trained["run"] / "config.json").read_text())
+    record["config"]["model"] = f"{spy}:MLP"
+    unfinished = trained["base"] / "unfinished"
+    write_file(unfinished / "config.json", json.dumps(record))
+    before = listing(unfinished)
+    for extra, fragment in (
+        ([], f"--model-code {trained['code'].resolve()}"),  # the file the run recorded
+        (["--model-code", str(spy)], "differs"),
+        (["--model-code", str(trained["base"] / "absent.py")], "no such file"),
+    ):
+        result = cli(["train", "--resume", str(unfinished), *extra], cwd=tmp_path, timeout=60)
+        assert_kept_promise(result, "train", tmp_path, set())
+        assert result.rc == 2 and fragment in result.stderr, result.stderr
+    assert listing(unfinished) == before and not marker.exists()
+    result = cli(["train", "--model-code", str(spy), *TRAIN], cwd=tmp_path, timeout=60)
+    assert result.rc == 2 and "for --resume" in result.stderr
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.slow  # two short runs: about 2 s
+def test_a_run_of_your_code_resumes_with_it(cli, trained, few_test_images, tmp_path, one_thread):
+    from fmnist.training.config import make_config
+    from fmnist.training.train import train
+
+    def stop(epoch, *_):
+        raise Stop
+
+    spec = f"{trained['code']}:MLP"
+    cfg = make_config("seed", model=spec, model_args={"width": 16}, epochs=2, train_limit=300)
+    with pytest.raises(Stop):
+        train(
+            cfg, out=tmp_path / "part", dataset=few_test_images, log=lambda *a: None, on_epoch=stop
+        )
+    argv = ["train", "--resume", str(tmp_path / "part"), "--model-code", str(trained["code"])]
+    result = cli([*argv, "--no-report"], cwd=tmp_path, timeout=120)
+    assert result.rc == 0, result.stderr[-2000:]
+    assert "resumed" in result.stdout and (tmp_path / "part" / "metrics.json").is_file()
+    assert read_description(tmp_path / "part")["args"] == {"width": 16}

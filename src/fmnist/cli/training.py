@@ -62,6 +62,11 @@ def train_config(args):
         settings = {f: getattr(args, f) for f in SETTING_FLAGS}
         if args.model_args is not None:
             settings["model_args"] = check_model_args(args.model_args)
+        if args.model_code is not None:
+            raise FmnistError(
+                "--model-code names a run's code again for --resume; to train your own code, "
+                "give --model path/to/file.py:ClassName"
+            )
         return make_config(
             args.recipe,
             **settings,
@@ -74,7 +79,7 @@ def train_config(args):
         raise FmnistError(
             f"--resume continues {args.resume} with the settings it started with; drop {flags}"
         )
-    return resume_config(args.resume)
+    return resume_config(args.resume, args.model_code)
 
 
 def train_once(cfg, args) -> int:
@@ -268,6 +273,12 @@ def run_flags(group) -> None:
         "--resume",
         metavar="RUN_DIR",
         help="continue an unfinished run from its last end-of-epoch checkpoint",
+    )
+    group.add_argument(
+        "--model-code",
+        metavar="FILE",
+        help="with --resume, for a run of your own code: that code, named again (a record "
+        "never makes fmnist import code by itself; its SHA-256 must be the one recorded)",
     )
     group.add_argument(
         "--sync-bn",

@@ -19,6 +19,7 @@ import torch
 from fmnist.checkpoint import CheckpointError, load_state, save_state
 from fmnist.errors import FmnistError
 from fmnist.files import read_json
+from fmnist.models.user import is_module_name, is_user_spec, parse_spec, read_source
 from fmnist.training.config import TrainConfig, config_from_record
 from fmnist.training.rundir import CHECKPOINT
 
@@ -161,8 +162,10 @@ def restore(
     return record["epoch"], record["history"], best, record["train_s"], record["stop"]
 
 
-def resume_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The settings an unfinished run directory was started with."""
+def resume_config(run_dir: str | os.PathLike, model_code=None) -> TrainConfig:
+    """The settings an unfinished run directory was started with; a run of the user's own
+    code continues from the code named again in `model_code` (its SHA-256 the recorded one),
+    never from the path its record holds."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if (run_dir / "metrics.json").exists():
@@ -170,7 +173,32 @@ def resume_config(run_dir: str | os.PathLike) -> TrainConfig:
     record = read_json(
         path, "run record", missing="no such file; give the directory of a run to resume"
     )
-    return config_from_record(record.get("config") if isinstance(record, dict) else None, path)
+    settings = record.get("config") if isinstance(record, dict) else None
+    if isinstance(settings, dict) and is_user_spec(settings.get("model")):
+        code = named_code(settings["model"], record.get("user_model"), model_code, run_dir)
+        settings = {**settings, "model": code}
+    elif model_code is not None:
+        raise FmnistError(f"--model-code: {run_dir} trains no model of your own code; drop it")
+    return config_from_record(settings, path)
+
+
+def named_code(spec: str, user, model_code, run_dir: Path) -> str:
+    """The spec to resume with: the class recorded, from the code the user names."""
+    source, name = parse_spec(spec)
+    if model_code is None:
+        path = user.get("path") if isinstance(user, dict) else None
+        give = source if is_module_name(source) or not isinstance(path, str) else path
+        raise FmnistError(
+            f"{run_dir}: a run of your own code ({name}); fmnist imports no code a record "
+            f"names: give it again with --model-code {give}"
+        )
+    recorded = user.get("sha256") if isinstance(user, dict) else None
+    if read_source(str(model_code)).sha256 != recorded:
+        raise FmnistError(
+            f"--model-code {model_code}: its SHA-256 differs from the code {run_dir} started "
+            "with; a run continues only with the code it started with"
+        )
+    return f"{model_code}:{name}"
 
 
 def check_same_data(run_dir: Path, dataset) -> None:
