@@ -57,6 +57,7 @@ def atomic_write(path: Path, write, durable: bool = False) -> None:
         write(os.devnull)  # asked to be thrown away
         return
     if kind not in (None, "file"):
+        kind = "a folder" if kind == "folder" else kind
         raise FmnistError(f"{path}: {kind}, not a regular file; nothing written there")
     tmp = None
     try:
