@@ -230,3 +230,14 @@ def test_a_run_of_your_code_resumes_with_it(cli, trained, few_test_images, tmp_p
     assert result.rc == 0, result.stderr[-2000:]
     assert "resumed" in result.stdout and (tmp_path / "part" / "metrics.json").is_file()
     assert read_description(tmp_path / "part")["args"] == {"width": 16}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [('{"num_classes": 3}', "10 classes"), ('{"junk": 1}', "no argument junk")],
+)
+def test_a_registry_model_takes_model_args_checked(cli, tmp_path, args, fragment):
+    argv = ["train", "--model", "seed_cnn", "--model-args", args, *TRAIN, "--out", "run"]
+    result = cli(argv, cwd=tmp_path, timeout=60)
+    assert_kept_promise(result, "train", tmp_path, set())
+    assert result.rc == 2 and fragment in result.stderr, result.stderr

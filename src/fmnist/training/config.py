@@ -15,7 +15,7 @@ import torch
 from fmnist import augment, corruptions, data
 from fmnist.errors import FmnistError, ModelError
 from fmnist.files import read_json
-from fmnist.models import list_models
+from fmnist.models import create_model, list_models
 from fmnist.models.user import check_model_args, is_user_spec, parse_spec, read_source
 from fmnist.training.recipes import RECIPES
 
@@ -232,6 +232,23 @@ def check_model(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"unknown model {cfg.model!r}; known models: {', '.join(list_models())}, "
             "or path/to/file.py:ClassName of your own"
+        )
+    if cfg.model_args:
+        check_registry_args(cfg.model, cfg.model_args)
+
+
+def check_registry_args(name: str, args: dict) -> None:
+    """A registry model's arguments, built on the meta device (no memory) to check them
+    now rather than after the data is read; ten outputs, one per class."""
+    try:
+        with torch.device("meta"):
+            model = create_model(name, **args)
+    except ModelError as e:
+        raise ConfigError(f"model_args: {e}") from None
+    outputs = getattr(model.args, "num_classes", len(data.CLASSES))
+    if outputs != len(data.CLASSES):
+        raise ConfigError(
+            f"model_args: num_classes {outputs}; Fashion-MNIST has {len(data.CLASSES)} classes"
         )
 
 
