@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import fmnist
+from fmnist import FmnistError
 from fmnist.checkpoint import CheckpointError, load_model, read_description
 from fmnist.models.user import build_user_model, user_model_info
 from tests.hostile import assert_kept_promise, listing, write_file
@@ -241,3 +242,16 @@ def test_a_registry_model_takes_model_args_checked(cli, tmp_path, args, fragment
     result = cli(argv, cwd=tmp_path, timeout=60)
     assert_kept_promise(result, "train", tmp_path, set())
     assert result.rc == 2 and fragment in result.stderr, result.stderr
+
+
+def test_a_module_by_name(monkeypatch, tmp_path):
+    package = tmp_path / "fmnist_byo_pkg"
+    write_file(package / "__init__.py", "")
+    write_file(package / "nets.py", (EXAMPLES / "mlp.py").read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = build_user_model("fmnist_byo_pkg.nets:MLP", {"width": 8})
+    info = model.fmnist_user
+    assert info["path"] == str((package / "nets.py").resolve())
+    assert info["sha256"] == hashlib.sha256((package / "nets.py").read_bytes()).hexdigest()
+    with pytest.raises(FmnistError, match="no such module"):
+        build_user_model("fmnist_byo_pkg.absent:MLP")
