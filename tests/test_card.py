@@ -98,6 +98,7 @@ def test_a_record_with_a_figure_that_is_not_finite_is_not_written(tmp_path):
 def test_the_leaderboard_places_the_card_among_the_same_machine(tmp_path):
     board = tmp_path / "board"
     other_cpu = {**HERE, "cpu_capability": "AVX512"}  # the same CPU, other kernels: another
+    bf16 = {**other_cpu, "native_bf16": True}  # and with native bfloat16, another still
     gpu = {"cpu": "host", "cpu_capability": "AVX512", "torch_threads": 16, "cuda": "Big GPU"}
     old = planted_ladder(HERE, "2026-11-01", [("92%", "rung92", 0.921)])
     rungs = [("90%", "rung90", 0.905), ("92%", "rung92", 0.926), ("93%", "rung93", 0.937)]
@@ -110,6 +111,7 @@ def test_the_leaderboard_places_the_card_among_the_same_machine(tmp_path):
         json.dumps(planted_ladder(other_cpu, "2026-11-21", [("92%", "rung92", 0.93)])),
     )
     write_file(board / "gpu-card" / "card.json", json.dumps(planted_card("on_gpu", 0.95, gpu)))
+    write_file(board / "bf16" / "card.json", json.dumps(planted_card("bf16", 0.94, bf16)))
     write_file(board / "smoke" / "card.json", json.dumps(
         planted_card("smoke", 0.99, protocol={"seeds": 2, "reduced": {"epochs": 1}})))  # fmt: skip
     mine = planted_card("mine", 0.915)
@@ -124,9 +126,10 @@ def test_the_leaderboard_places_the_card_among_the_same_machine(tmp_path):
     assert not any(r["name"].startswith("rung93") for r in rows)  # superseded
     # a smoke run on this machine: the same machine, not ranked with the full protocol
     assert by["smoke", here]["same_machine"] and by["smoke", here]["place"] is None
-    # another capability, a GPU: other machines, shown and never placed
+    # another capability, native bfloat16, a GPU: other machines, shown and never placed
     for key in (
         ("rung92 (92% rung)", "Planted CPU 9000, AVX512, 2 threads"),
+        ("bf16", "Planted CPU 9000, AVX512 with native BF16, 2 threads"),
         ("on_gpu", "Big GPU"),
     ):
         assert not by[key]["same_machine"] and by[key]["place"] is None

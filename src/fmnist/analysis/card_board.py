@@ -28,12 +28,16 @@ CARD = {"format": str, "name": str, "model": str, "recipe": str, "device": str, 
 
 
 def machine_of(env: dict | None, device: str) -> dict:
-    """What "the same machine" compares."""
+    """What "the same machine" compares: the GPU, or the CPU model, its capability (AVX2,
+    AVX512, AVX512 with native bfloat16) and the thread count."""
     env = env or {}
     if str(device).startswith("cuda"):
         return {"gpu": env.get("cuda")}
-    keys = ("cpu", "cpu_capability", "torch_threads")
-    return {k: env.get(k) for k in keys}
+    capability = env.get("cpu_capability")
+    if capability and env.get("native_bf16"):
+        capability += " with native BF16"
+    return {"cpu": env.get("cpu"), "cpu_capability": capability,
+            "torch_threads": env.get("torch_threads")}  # fmt: skip
 
 
 def machine_label(machine: dict) -> str:
