@@ -94,7 +94,11 @@ def add_card(sub) -> None:
                          "trains its own model)"),
     )  # fmt: skip
     sp.add_argument(
-        "--seeds", type=int, default=DEFAULT_SEEDS, help=f"seeds 0 ... N-1 (1 to {MAX_SEEDS})"
+        "--seeds",
+        type=int,
+        default=DEFAULT_SEEDS,
+        metavar="N",
+        help=f"seeds 0 ... N-1, N from 1 to {MAX_SEEDS}",
     )
     sp.add_argument("--out", metavar="DIR", help="the card's folder (default: cards/NAME)")
     sp.add_argument(
