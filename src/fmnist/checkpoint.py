@@ -12,6 +12,7 @@ of everything else. One file means one atomic rename: a kill leaves the old stat
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -122,7 +123,34 @@ def read_description(path: str | os.PathLike) -> dict:
         or not all(isinstance(c, str) and c.strip() and len(c) <= 100 for c in classes)
     ):
         raise CheckpointError(f"{desc}: field 'classes' must be a list of class names")
+    check_metrics(info.get("metrics", {}), desc)
     return info
+
+
+# a description's "metrics": figures shown as they are (/health, predict's header, the
+# ONNX metadata), so only flat, finite, short values
+MAX_METRICS, MAX_TEXT = 100, 200
+
+
+def check_metrics(metrics, desc: Path) -> None:
+    """Refuse a "metrics" field that is not an object of at most MAX_METRICS figures, each
+    a finite number, true/false, null or a string of at most MAX_TEXT characters."""
+    if not isinstance(metrics, dict) or len(metrics) > MAX_METRICS:
+        raise CheckpointError(
+            f"{desc}: field 'metrics' must be an object of at most {MAX_METRICS} figures"
+        )
+    for key, value in metrics.items():
+        if isinstance(value, str):
+            fits = len(value) <= MAX_TEXT
+        elif isinstance(value, int):  # bools too
+            fits = abs(value) <= 2**53
+        else:
+            fits = value is None or isinstance(value, float) and math.isfinite(value)
+        if len(key) > MAX_TEXT or not fits:
+            raise CheckpointError(
+                f"{desc}: metrics field {key[:40]!r} must be a finite number, true/false, "
+                f"null or a string of at most {MAX_TEXT} characters, got {str(value)[:40]!r}"
+            )
 
 
 # what a user model's description keeps of its code ("args" sits beside, as a registry model's)
