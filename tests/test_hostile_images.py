@@ -97,6 +97,8 @@ REFUSED = {
     "truncated_ihdr": png(ihdr=b"\0" * 5),
     "truncated_actl": png([chunk(b"acTL", b"\0")]),
     "cut_in_a_chunk": png()[:70],
+    # past Pillow's bomb warning (89 megapixels) and our limit: one line, not a warning too
+    "bomb_sized_header": png(ihdr=struct.pack(">IIBBBBB", 9500, 9500, 8, 0, 0, 0, 0)),
 }
 
 # malformed metadata around good pixels: classified, or refused in one line

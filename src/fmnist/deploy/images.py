@@ -68,7 +68,10 @@ def decoding(name: str, max_pixels: int = MAX_PIXELS) -> Iterator[None]:
     used or refused in one line, and MAX_PIXELS is checked right after the header."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            # Only Pillow's own: should two server threads interleave here, what the
+            # process may keep is these filters, never a wider silence.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             yield
     except ImageError:
         raise
