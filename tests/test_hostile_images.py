@@ -240,6 +240,15 @@ def test_load_model_refuses_devices_this_machine_lacks(device, words):
     assert isinstance(e.value, TypeError if not isinstance(device, str) else ValueError)
 
 
+def test_load_model_takes_auto_and_none_as_devices_this_machine_has():
+    import torch
+
+    for device in ("auto", None, torch.device("cpu")):
+        model = fmnist.load_model("default", device=device)
+        want = "cuda" if device == "auto" and torch.cuda.is_available() else "cpu"
+        assert next(model.module.parameters()).device.type == want
+
+
 def test_load_model_refuses_a_model_that_is_not_a_name(tmp_path):
     for model in (123, None, ["best"]):
         with pytest.raises(FmnistError, match="model") as e:

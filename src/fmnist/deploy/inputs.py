@@ -34,8 +34,10 @@ class DeviceError(ArgumentError):
 
 
 def check_device(device) -> torch.device:
-    """ "cpu", "cuda", "cuda:N", "mps", "auto" (a GPU when there is one) or a torch.device,
-    refused unless this machine has it."""
+    """Where a model runs: "cpu" (or None), "cuda", "cuda:N", "mps", "auto" (a GPU when
+    there is one) or a torch.device, refused unless this machine has it."""
+    if device is None:
+        return torch.device("cpu")
     if isinstance(device, str) and device.strip() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, str):
@@ -54,7 +56,9 @@ def check_device(device) -> torch.device:
         if n == 0:
             raise DeviceError(f"device '{device}': this machine has no CUDA GPU; use 'cpu'")
         if device.index is not None and device.index >= n:
-            raise DeviceError(f"device '{device}': this machine has {n} CUDA GPU(s), cuda:0 up")
+            raise DeviceError(
+                f"device '{device}': this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}"
+            )
         return device
     if device.type == "mps":
         if not torch.backends.mps.is_available():
