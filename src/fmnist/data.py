@@ -378,36 +378,68 @@ def class_counts(labels: np.ndarray) -> np.ndarray:
 AUDIT_FORMAT = "fmnist-audit/1"
 
 
+# an audit of all 70,000 images, indented, is a few megabytes; a list of indices, less
+MAX_EXCLUDE_BYTES = 64 * 2**20
+
+
 def read_exclude(path) -> tuple[list[int], str]:
     """(indices, sha256) of the training images an --exclude file names: an audit's JSON
-    (its `exclude.train`), a JSON list of indices, or one index per line."""
+    (its `exclude.train`), a JSON list of indices, or one index per line. Anything else
+    (an empty file, a list of lists, fractions, negative numbers) is refused naming the
+    first entry that is not an index."""
     regular_file(path, "list of indices", DataError)
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_EXCLUDE_BYTES + 1)
     except OSError as e:
         raise DataError(f"--exclude {path}: cannot read ({e.strerror or e})") from None
+    if len(raw) > MAX_EXCLUDE_BYTES:
+        raise DataError(
+            f"--exclude {path}: over {MAX_EXCLUDE_BYTES >> 20} MiB; not a list of indices"
+        )
     digest = hashlib.sha256(raw).hexdigest()
     text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        raise DataError(
+            f"--exclude {path}: the file is empty; give the training images to leave out "
+            "(an audit.json, or indices), or leave --exclude out"
+        )
+    indices = _exclude_json(text, path) if text[0] in "[{" else _exclude_lines(text, path)
+    for n, i in enumerate(indices, 1):
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            what = "a list (one index per entry)" if isinstance(i, list) else str(i)[:40]
+            raise DataError(
+                f"--exclude {path}: not a list of training image indices (0, 1, ...): "
+                f"entry {n} is {what}"
+            )
+    return sorted(set(indices)), digest
+
+
+def _exclude_json(text: str, path) -> list:
     try:
-        obj = json.loads(text) if text[:1] in "[{" else None
-    except ValueError as e:
-        raise DataError(f"--exclude {path}: not readable JSON ({e})") from None
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise DataError(f"--exclude {path}: not readable JSON ({str(e)[:100]})") from None
     if isinstance(obj, dict):
         if obj.get("format") != AUDIT_FORMAT:
             raise DataError(f"--exclude {path}: a JSON object that is not an fmnist audit")
-        obj = obj.get("exclude", {}).get("train")
-    elif obj is None:
-        obj = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    obj.append(int(line.strip()))
-                except ValueError:
-                    raise DataError(
-                        f"--exclude {path}: line {n} is not an image index: {line.strip()!r:.40}"
-                    ) from None
-    if not isinstance(obj, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in obj
-    ):
+        exclude = obj.get("exclude")
+        obj = exclude.get("train") if isinstance(exclude, dict) else None
+        if not isinstance(obj, list):
+            raise DataError(f"--exclude {path}: an audit without a list at exclude.train")
+    if not isinstance(obj, list):
         raise DataError(f"--exclude {path}: not a list of training image indices (0, 1, ...)")
-    return sorted(set(obj)), digest
+    return obj
+
+
+def _exclude_lines(text: str, path) -> list[int]:
+    indices = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                indices.append(int(line.strip()))
+            except ValueError:
+                raise DataError(
+                    f"--exclude {path}: line {n} is not an image index: {line.strip()!r:.40}"
+                ) from None
+    return indices

@@ -68,6 +68,7 @@ def prepare_data(cfg: TrainConfig, dataset, device: torch.device) -> RunData:
             "dropped": dropped,
         }
         train_idx = kept
+    check_split(cfg, train_idx, val_idx)
     return RunData(
         x_train=torch.from_numpy(dataset.train_images[train_idx]).to(device),
         y_train=torch.from_numpy(dataset.train_labels[train_idx]).to(device),
@@ -77,6 +78,25 @@ def prepare_data(cfg: TrainConfig, dataset, device: torch.device) -> RunData:
         train_idx=train_idx,
         val_idx=val_idx,
     )
+
+
+def check_split(cfg: TrainConfig, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
+    """Refuse, before the first step, a split that leaves nothing to learn from or, where
+    the run selects its epoch on validation, nothing to validate on."""
+    if not len(train_idx) and cfg.exclude:
+        raise ConfigError(
+            f"no training images: --exclude {cfg.exclude} leaves out every one this run has; "
+            "exclude fewer, or raise --train-limit"
+        )
+    if not len(train_idx):
+        raise ConfigError(
+            f"no training images: val_fraction {cfg.val_fraction} holds out every one; lower it"
+        )
+    if not cfg.all_data and not len(val_idx):
+        raise ConfigError(
+            f"no validation images: val_fraction {cfg.val_fraction} of the training images "
+            "rounds to none in each class; raise it, or train with --all-data"
+        )
 
 
 # ----------------------------------------------------------------------------
