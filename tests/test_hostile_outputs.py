@@ -203,6 +203,16 @@ def test_outputs_are_refused_before_any_work(cli, files, tmp_path, line, planted
             assert stat.S_ISFIFO(os.lstat(tmp_path / name).st_mode)
 
 
+def test_an_image_whose_name_is_not_utf8_is_explained_and_printed(cli, files, tmp_path):
+    name = os.fsdecode(b"a\xff.png")  # a name of bytes that are not UTF-8
+    (tmp_path / name).write_bytes(files["item"].read_bytes())
+    argv = ["explain", "--model", "default", "--method", "gradcam", name, "--out", "ex"]
+    result = cli(argv, cwd=tmp_path, timeout=60)  # stdout here is strict UTF-8
+    assert_kept_promise(result, "explain", tmp_path, {name})
+    assert result.rc == 0, result.stderr
+    assert listing(tmp_path / "ex") == {os.fsdecode(b"000-a\xff-explain.png")}
+
+
 def device(path: Path, minor: int) -> Path:
     """A character device of the memory driver (1, minor): 3 is null, 5 is zero."""
     try:

@@ -35,6 +35,10 @@ def _fail(command: str, message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):
+        # a file name that is not UTF-8 is printed as its bytes, as ls prints it, rather
+        # than failing a finished command at its last line
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         try:
             code = _run(argv)

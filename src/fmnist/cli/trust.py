@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from fmnist.cli.common import (
@@ -234,7 +236,9 @@ def explained(i: int, file, image, top: list[dict], maps: dict, figures: dict | 
     }
     if figures is not None:
         pairs = [(p["label"], p["probability"]) for p in top]
-        fig = plots.explanation(image, pairs, {m: maps[m][i] for m in maps}, file.name)
+        # a name that is not UTF-8 keeps its bytes on disk; its title shows them as U+FFFD
+        title = os.fsencode(file.name).decode("utf-8", "replace")
+        fig = plots.explanation(image, pairs, {m: maps[m][i] for m in maps}, title)
         row["figure"] = figure_name(i, file)
         figures[row["figure"]] = plots.to_png(fig)
     return row
