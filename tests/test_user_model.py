@@ -255,3 +255,32 @@ def test_a_module_by_name(monkeypatch, tmp_path):
     assert info["sha256"] == hashlib.sha256((package / "nets.py").read_bytes()).hexdigest()
     with pytest.raises(FmnistError, match="no such module"):
         build_user_model("fmnist_byo_pkg.absent:MLP")
+
+
+def plant(i, key, value):
+    i[key] = value
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda i: i["user"].update(sha256="not a digest"), "field 'user'"),
+        (lambda i: i["user"].pop("class"), "field 'user'"),
+        (lambda i: plant(i, "user", "mlp.py"), "field 'user'"),
+        (lambda i: plant(i, "args", {"width": 16}), "weights do not fit"),
+        (lambda i: plant(i, "args", {"width": "wide"}), "constructor failed"),
+        (lambda i: plant(i, "args", {"width": 10**9}), "the limit is"),
+    ],
+    ids=["digest", "no_class", "not_object", "other_width", "bad_width", "too_large"],
+)
+def test_planted_descriptions_of_user_models(cli, trained, tmp_path, change, fragment):
+    planted = tmp_path / "planted"
+    shutil.copytree(trained["run"], planted)
+    info = json.loads((planted / "model.json").read_text())
+    change(info)
+    (planted / "model.json").write_text(json.dumps(info))
+    argv = ["evaluate", str(planted), "--model-code", str(trained["code"])]
+    before = listing(tmp_path)
+    result = cli(argv, cwd=tmp_path, timeout=60)
+    assert_kept_promise(result, "evaluate", tmp_path, before)
+    assert result.rc == 2 and fragment in result.stderr, result.stderr
