@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from fmnist.cli.common import model_code, model_flag
@@ -38,8 +39,26 @@ def add_predict(sub) -> None:
 def cmd_serve(args) -> int:
     from fmnist.deploy.serve import serve
 
-    serve(args.model, host=args.host, port=args.port, **model_code(args))
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        max_concurrent=args.max_concurrent,
+        **model_code(args),
+    )
     return 0
+
+
+def concurrency(text: str) -> int:
+    """--max-concurrent's value, checked here so that a wrong one is refused at once; serve()
+    checks it again for callers from Python."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1024:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 1024 requests at once")
+    return n
 
 
 def add_serve(sub) -> None:
@@ -47,6 +66,15 @@ def add_serve(sub) -> None:
     model_flag(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sp.add_argument("--port", type=int, default=8000, help="port to listen on")
+    sp.add_argument(
+        "--max-concurrent",
+        type=concurrency,
+        default=8,
+        metavar="N",
+        help="requests with a body (uploads) handled at once, 1 to 1024: each holds up to "
+        "its 10 MB body and its decoded image in memory; the others wait their turn, up to "
+        "10 s, then get 503 with Retry-After",
+    )
     sp.set_defaults(func=cmd_serve)
 
 

@@ -26,7 +26,14 @@ from starlette.exceptions import HTTPException
 
 from fmnist import __version__
 from fmnist.analysis.explain import ExplainError
-from fmnist.deploy.limits import EXPLAINERS, BodyLimit, ModelCopies, display_name, error_response
+from fmnist.deploy.limits import (
+    EXPLAINERS,
+    MAX_CONCURRENT,
+    BodyLimit,
+    ModelCopies,
+    display_name,
+    error_response,
+)
 from fmnist.deploy.page import PAGE
 from fmnist.deploy.predict import (
     FORMATS,
@@ -358,6 +365,7 @@ def create_app(
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     max_files: int = MAX_FILES,
+    max_concurrent: int = MAX_CONCURRENT,
 ) -> FastAPI:
     predictor = model if isinstance(model, Predictor) else Predictor.load(model)
     served = ServedModel(predictor, max_pixels, max_files)
@@ -367,7 +375,7 @@ def create_app(
         description=DESCRIPTION,
         exception_handlers=ERROR_HANDLERS,
     )
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, max_concurrent=max_concurrent)
     for routes in (prediction_routes, explanation_routes, about_routes):
         app.include_router(routes(served))
     return app
@@ -400,15 +408,24 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
-def serve(model: str | os.PathLike = "best", host: str = "127.0.0.1", port: int = 8000, **code):
-    """Serve `model` until Ctrl-C; `code`: Predictor.load's model_code and
-    allow_changed_code, for a model of the user's own code."""
+def serve(
+    model: str | os.PathLike = "best",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_concurrent: int = MAX_CONCURRENT,
+    **code,
+):
+    """Serve `model` until Ctrl-C, with at most `max_concurrent` uploads in flight; `code`:
+    Predictor.load's model_code and allow_changed_code, for a model of the user's own code."""
     import torch
     import uvicorn
 
     if not 0 < port < 65536:
         raise FmnistError(f"--port {port}: give a port from 1 to 65535")
-    app = create_app(model if isinstance(model, Predictor) else Predictor.load(model, **code))
+    if not 1 <= max_concurrent <= 1024:
+        raise FmnistError(f"--max-concurrent {max_concurrent}: give 1 to 1024 requests at once")
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model, **code)
+    app = create_app(predictor, max_concurrent=max_concurrent)
     check_port(host, port)
     # One image is about a megaflop, too little to split across cores; requests run in
     # parallel on the server's worker threads instead, and one torch thread each keeps them
