@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -136,6 +136,8 @@ SHELL = st.sampled_from(["x; rm -rf ~", "$(id)", "`id`", "a|b", "a\nb", "'", '"'
     config=st.dictionaries(st.sampled_from(FIELDS), st.one_of(json_values, SHELL), max_size=4),
     kind=st.sampled_from(["description", "summary"]),
 )
+@example(config={"recipe": ["seed"]}, kind="summary")  # a list is not a recipe's name
+@example(config={"recipe": "a|b; id", "epochs": 3}, kind="description")
 def test_garbled_settings_in_records_for_results(cli, tmp_path_factory, config, kind):
     d = tmp_path_factory.mktemp("record")
     if kind == "description":

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from fmnist.errors import FmnistError
+from fmnist import FmnistError
 from tests.hostile import assert_kept_promise, fifo, listing, write_file
 from tests.test_fuzz_cli import ladder_record
 
