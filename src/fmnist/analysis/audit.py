@@ -212,6 +212,12 @@ def audit(ds: data.FashionMNIST, cfg, folds: int = 5, log=print) -> tuple[dict, 
     """(record, arrays): the JSON record and the arrays the page draws from."""
     if folds < 2:
         raise AuditError(f"--folds must be at least 2, got {folds}")
+    # stratified folds hold an image of every class each: scikit-learn's limit
+    smallest = int(np.bincount(ds.train_labels, minlength=len(data.CLASSES)).min())
+    if folds > smallest:
+        raise AuditError(
+            f"--folds must be at most {smallest:,}, the images of the smallest class, got {folds}"
+        )
     _cleanlab()
     t0 = time.perf_counter()
     exact = exact_duplicates(ds.train_images, ds.test_images)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from fmnist.cli.common import (
+    MAX_RUNS,
+    at_most,
     chosen_model,
     code_flags,
     data_flags,
     model_code,
     model_flag,
+    positive_seconds,
     results_file,
     results_flag,
     save_results,
@@ -97,12 +100,14 @@ def cmd_bench(args) -> int:
 
     from fmnist import data
     from fmnist.analysis import bench
-    from fmnist.training.config import resolve_device
+    from fmnist.training.config import COUNTS, resolve_device
 
     if args.repeats < 1:
         raise FmnistError(f"--repeats must be at least 1, got {args.repeats}")
+    at_most("--repeats", args.repeats, MAX_RUNS)
     if args.epochs < 1:
         raise FmnistError(f"--epochs must be at least 1, got {args.epochs}")
+    at_most("--epochs", args.epochs, COUNTS["epochs"])
     if args.merge:
         return merge_ladders(args)
     device = resolve_device(args.device)
@@ -185,7 +190,7 @@ def ladder_plan(args) -> tuple[list[str], tuple[str, ...], dict[str, str]]:
     """(rungs, recipes compared beside them, rung -> recipe run instead of its own), every
     flag checked before any data is read."""
     from fmnist.analysis import ladder
-    from fmnist.training.config import RECIPES, load_recipe
+    from fmnist.training.config import MAX_SEED, RECIPES, load_recipe
 
     rungs = [as_rung(r) for r in (args.rungs or ladder.RUNGS)]
     unknown = [r for r in rungs if r not in ladder.RUNGS]
@@ -201,10 +206,11 @@ def ladder_plan(args) -> tuple[list[str], tuple[str, ...], dict[str, str]]:
         )
     if args.seeds is not None and args.seeds < 1:
         raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
+    at_most("--seeds", args.seeds, MAX_RUNS)
     if args.first_seed < 0:
         raise FmnistError(f"--first-seed must be 0 or more, got {args.first_seed}")
-    if args.compare_budget <= 0:
-        raise FmnistError(f"--compare-budget must be positive, got {args.compare_budget}")
+    at_most("--first-seed plus the seeds", args.first_seed + (args.seeds or 5) - 1, MAX_SEED)
+    positive_seconds("--compare-budget", args.compare_budget)
     recipes = {}
     for item in args.recipe or []:
         rung, sep, recipe = item.partition("=")

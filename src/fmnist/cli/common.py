@@ -4,6 +4,7 @@ benchmark result files."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -58,6 +59,24 @@ class Parser(argparse.ArgumentParser):
         if action.option_strings and action.nargs is None and arg_strings == ["--"]:
             self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
         return super()._get_values(action, arg_strings)
+
+
+# The most runs one command makes (--seeds, --trials, --repeats): more could never end
+MAX_RUNS = 1000
+
+
+def at_most(flag: str, value, high: int) -> None:
+    """Refuse a count or seed past `high`: past a library's limit (seeds: MAX_SEED in
+    fmnist.training.config), or more than could ever end."""
+    if value is not None and value > high:
+        raise FmnistError(f"{flag} must be at most {high:,}, got {value}")
+
+
+def positive_seconds(flag: str, value: float) -> None:
+    """Refuse a time budget that is not a finite number of seconds above zero (NaN fails
+    every comparison, so a check for `<= 0` lets it through; an infinite budget is none)."""
+    if not (math.isfinite(value) and value > 0):
+        raise FmnistError(f"{flag} must be positive and finite (seconds), got {value}")
 
 
 # what a MODEL argument takes

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from fmnist.cli.common import data_flags, shown
+from fmnist.cli.common import MAX_RUNS, at_most, data_flags, shown
 from fmnist.errors import FmnistError
 from fmnist.files import output_dir, output_file
 
@@ -41,10 +41,16 @@ def recipe_help(what: str) -> str:
 
 def cmd_train(args) -> int:
     from fmnist.training import distributed
+    from fmnist.training.config import MAX_SEED
 
     cfg = train_config(args)
     if args.seeds < 1:
         raise FmnistError(f"--seeds must be at least 1, got {args.seeds}")
+    at_most("--seeds", args.seeds, MAX_RUNS)
+    if cfg.seed + args.seeds - 1 > MAX_SEED:
+        raise FmnistError(
+            f"--seeds {args.seeds} from seed {cfg.seed} goes past the largest seed, {MAX_SEED:,}"
+        )
     if args.seeds > 1:
         if args.resume or args.mlflow is not None or distributed.from_environment().active:
             raise FmnistError("--seeds runs in one process; drop --resume, --mlflow or torchrun")
@@ -299,7 +305,7 @@ def run_flags(group) -> None:
 
 def cmd_tune(args) -> int:
     from fmnist.training import tune
-    from fmnist.training.config import make_config
+    from fmnist.training.config import MAX_SEED, make_config
 
     base = make_config(
         args.recipe,
@@ -310,6 +316,10 @@ def cmd_tune(args) -> int:
     )
     if args.trials < 1:
         raise FmnistError(f"--trials must be at least 1, got {args.trials}")
+    at_most("--trials", args.trials, MAX_RUNS)
+    if args.sampler_seed is not None and args.sampler_seed < 0:
+        raise FmnistError(f"--sampler-seed must be 0 or more, got {args.sampler_seed}")
+    at_most("--sampler-seed", args.sampler_seed, MAX_SEED)
     output_dir(args.out, "--out")
     recipe_out = output_file(
         args.recipe_out or Path(args.out) / "best.json", "--recipe-out", new_folders=True

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from fmnist.cli.common import (
+    at_most,
     chosen_model,
     data_flags,
     model_code,
@@ -101,6 +102,7 @@ def cmd_robustness(args) -> int:
     from fmnist.checkpoint import load_model
     from fmnist.corruptions import CorruptionError
     from fmnist.files import output_file
+    from fmnist.training.config import MAX_SEED
 
     if args.figure:
         output_file(args.figure, "--figure", CorruptionError)
@@ -108,6 +110,7 @@ def cmd_robustness(args) -> int:
         raise CorruptionError(f"--limit must be at least 1, got {args.limit}")
     if args.seed < 0:
         raise CorruptionError(f"--seed must be 0 or more, got {args.seed}")
+    at_most("--seed", args.seed, MAX_SEED)
     model_name = chosen_model(args, args.model_positional)
     model = load_model(model_name, **model_code(args))
     ds = data.load(args.data_dir, download=args.download)

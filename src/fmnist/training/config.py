@@ -170,6 +170,12 @@ def check_types(cfg: TrainConfig) -> None:
 
 
 # name: (low, high, low included, high included)
+# Seeds: NumPy's legacy generator and Optuna's samplers take 0 to 2**32 - 1, and PyTorch's
+# generators (given seed + 1000 * rank) stay within 64 bits
+MAX_SEED = 2**32 - 1
+# The most a count may be: past it a run would not end (10,000 epochs of the widest model on
+# a GPU: weeks), or one batch would not fit any memory
+COUNTS = {"epochs": 10_000, "batch_size": 2**20, "eval_batch_size": 2**20}
 RANGES = {
     "lr": (0.0, 10.0, False, True),
     "adam_eps": (0.0, 1.0, False, True),
@@ -178,16 +184,17 @@ RANGES = {
     "bn_momentum": (0.0, 1.0, True, True),
     "patience": (0, 10**6, True, True),
     "train_limit": (0, 10**9, True, True),
-    "seed": (0, 2**32 - 1, True, True),
+    "seed": (0, MAX_SEED, True, True),
 }
 
 
 def check_ranges(cfg: TrainConfig) -> None:
-    for name in ("epochs", "batch_size", "eval_batch_size"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(
-                f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}"
-            )
+    for name, high in COUNTS.items():
+        value, flag = getattr(cfg, name), name.replace("_", "-")
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+        if value > high:
+            raise ConfigError(f"{flag} must be at most {high:,}, got {value}")
     for name, (low, high, low_in, high_in) in RANGES.items():
         value = getattr(cfg, name)
         if not (
