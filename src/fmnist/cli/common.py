@@ -178,7 +178,10 @@ def results_file(path: str | None, default: str):
     missing folders are made only when it is written."""
     from fmnist.files import Output, check_outputs
 
-    return check_outputs(Output(path or default, "--out", new_folders=True))[0]
+    try:
+        return check_outputs(Output(path or default, "--out", new_folders=True))[0]
+    except FmnistError as e:
+        raise FmnistError(f"cannot write the results: {e}") from None
 
 
 def save_results(out, record: dict, table: str) -> None:
