@@ -1,13 +1,18 @@
 """Load test of `fmnist serve`: many concurrent clients on 127.0.0.1, zero errors expected.
 
 Starts the server as a subprocess on a free loopback port, then CLIENTS threads, each
-with its own keep-alive connection, POST images to /predict until REQUESTS answers have
-come back (or --max-seconds passes). The images cycle through dataset test images as
-PNG and the same items as product-like JPEG photos (light background, larger, off-centre),
-so both paths of the preparation are timed. Writes p50/p90/p99 latency and requests/s
-as JSON and exits non-zero on any error.
+with its own keep-alive connection and all released at once, POST images to the --routes
+in turn (/predict by default; /explain beside it tests the explanations under load) until
+REQUESTS answers have come back (or --max-seconds passes). The images cycle through
+dataset test images as PNG and the same items as product-like JPEG photos (light
+background, larger, off-centre), so both paths of the preparation are timed. Writes the
+count of each status per route, p50/p90/p99 latency and requests/s as JSON with the
+machine (CPU model, whether it has AVX512-BF16, its threads) and exits non-zero on any
+error.
 
     python benchmarks/load_test.py --model default
+    OMP_NUM_THREADS=1 python benchmarks/load_test.py --model default --routes predict explain \
+        --clients 200 --requests 800 --out benchmarks/results/load_test-DATE-explain.json
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -70,14 +77,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, port: int, timeout: float = 60) -> subprocess.Popen:
+def start_server(model: str, port: int, flags=(), timeout: float = 60) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = [sys.executable, "-m", "fmnist", "serve", "--model", model, "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a file, not a pipe: a server logging more than a pipe holds would stop when it fills
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([*cmd, *flags], env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stderr.read().decode().strip()}")
+            log.seek(0)
+            raise SystemExit(f"the server exited: {log.read().decode().strip()}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/health")
@@ -89,12 +99,17 @@ def start_server(model: str, port: int, timeout: float = 60) -> subprocess.Popen
     raise SystemExit(f"the server did not answer /health within {timeout:.0f} s")
 
 
-def run_clients(port, bodies, requests, clients, max_seconds):
-    latencies: list[float] = []
-    errors: list[str] = []
+# what a good answer of each route holds
+EXPECTED = {"/predict": b'"predictions"', "/explain": b'"heatmap"'}
+
+
+def run_clients(port, bodies, routes, requests, clients, max_seconds):
+    """(route, status or the error that stood for it, seconds) of each request."""
+    answers: list[tuple[str, int | str, float]] = []
     lock = threading.Lock()
     issued = 0
     stop_at = time.monotonic() + max_seconds
+    start = threading.Barrier(clients)
 
     def take() -> int | None:
         nonlocal issued
@@ -105,26 +120,26 @@ def run_clients(port, bodies, requests, clients, max_seconds):
             return issued - 1
 
     def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        start.wait()
         while (i := take()) is not None:
             body, boundary = bodies[i % len(bodies)]
+            route = routes[i % len(routes)]
             headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/predict", body=body, headers=headers)
+                conn.request("POST", route, body=body, headers=headers)
                 response = conn.getresponse()
                 text = response.read()
-                ok = response.status == 200 and b'"predictions"' in text
-                problem = None if ok else f"HTTP {response.status}: {text[:120]!r}"
+                status = response.status
+                if status == 200 and EXPECTED[route] not in text:
+                    status = "200 without its fields"
             except OSError as e:
-                problem = f"{type(e).__name__}: {e}"
+                status = type(e).__name__
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            elapsed = time.perf_counter() - t0
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             with lock:
-                latencies.append(elapsed)
-                if problem:
-                    errors.append(problem)
+                answers.append((route, status, time.perf_counter() - t0))
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -133,7 +148,38 @@ def run_clients(port, bodies, requests, clients, max_seconds):
         t.start()
     for t in threads:
         t.join()
-    return latencies, errors, time.perf_counter() - t0
+    return answers, time.perf_counter() - t0
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    return {
+        q: round(float(np.percentile(ms, v)), 2) if len(ms) else None
+        for q, v in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
+    }
+
+
+def machine() -> dict:
+    """Where it ran: the run environment of fmnist's records (CPU model, cores, kernels,
+    versions) with the CPU's AVX512-BF16 flag, the cores this process may use, and the
+    torch threads of the server, which `fmnist serve` sets to one per request."""
+    from fmnist.training.rundir import environment
+
+    try:
+        flags = next(
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        flags = None
+    return {
+        **environment(),
+        "avx512_bf16": None if flags is None else "avx512_bf16" in flags,
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "torch_threads": 1,
+    }
 
 
 def git_commit() -> str | None:
@@ -146,75 +192,103 @@ def git_commit() -> str | None:
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--model",
         default="default",
         help="default, best, a run directory or a model file (default: default)",
     )
+    p.add_argument(
+        "--routes",
+        nargs="+",
+        choices=sorted(r.strip("/") for r in EXPECTED),
+        default=["predict"],
+        help="routes the requests go to, in turn (default: predict)",
+    )
     p.add_argument("--requests", type=int, default=2000, help="answers to wait for (default: 2000)")
     p.add_argument("--clients", type=int, default=8, help="concurrent connections (default: 8)")
     p.add_argument("--images", type=int, default=64, help="distinct images cycled (default: 64)")
     p.add_argument("--max-seconds", type=float, default=300, help="stop early after (default: 300)")
     p.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="the server's --max-concurrent (default: the server's own default)",
+    )
+    p.add_argument(
         "--out",
         default=str(ROOT / "benchmarks" / "results" / "load_test.json"),
         help="JSON result file (default: benchmarks/results/load_test.json)",
     )
-    args = p.parse_args(argv)
-    bodies = [multipart(ct, data) for ct, data in payloads(args.images)]
-    port = free_port()
-    server = start_server(args.model, port)
-    try:
-        latencies, errors, wall = run_clients(
-            port, bodies, args.requests, args.clients, args.max_seconds
-        )
-    finally:
-        server.terminate()
-        server.wait(10)
-    ms = np.array(latencies) * 1000
-    import torch
+    return p.parse_args(argv)
 
-    from fmnist.files import write_json
 
-    result = {
+def record(args, argv, answers, wall: float) -> dict:
+    """The JSON record: counts of each status, per route and in all, and the latencies."""
+    errors = [f"{route}: {status}" for route, status, _ in answers if status != 200]
+    by_route = {}
+    for route in sorted({route for route, _, _ in answers}):
+        mine = [(status, t) for r, status, t in answers if r == route]
+        by_route[route] = {
+            "requests": len(mine),
+            "statuses": dict(Counter(str(status) for status, _ in mine).most_common()),
+            "latency_ms": percentiles([t for _, t in mine]),
+        }
+    from fmnist.deploy.limits import MAX_CONCURRENT
+
+    server_flags = {"max_concurrent": args.max_concurrent or MAX_CONCURRENT}
+    return {
         "benchmark": "load_test",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/load_test.py " + " ".join(argv or sys.argv[1:]),
         "model": args.model,
-        "requests": len(latencies),
+        "routes": ["/" + r for r in args.routes],
+        "requests": len(answers),
         "clients": args.clients,
+        "server": server_flags,
         "errors": len(errors),
         "first_errors": errors[:5],
+        "statuses": dict(Counter(str(status) for _, status, _ in answers).most_common()),
         "wall_s": round(wall, 3),
-        "requests_per_s": round(len(latencies) / wall, 1),
-        "latency_ms": {
-            q: round(float(np.percentile(ms, v)), 2)
-            for q, v in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
-        },
+        "requests_per_s": round(len(answers) / wall, 1),
+        "latency_ms": percentiles([t for _, _, t in answers]),
+        "by_route": by_route,
         "payloads": f"{args.images} images: half dataset PNGs (28x28), half 300x300 JPEG photos",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": {**machine(), "platform": platform.platform()},
         "git_commit": git_commit(),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    bodies = [multipart(ct, data) for ct, data in payloads(args.images)]
+    port = free_port()
+    flags = ["--max-concurrent", str(args.max_concurrent)] if args.max_concurrent else []
+    server = start_server(args.model, port, flags)
+    try:
+        routes = ["/" + r for r in args.routes]
+        answers, wall = run_clients(
+            port, bodies, routes, args.requests, args.clients, args.max_seconds
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+    from fmnist.files import write_json
+
+    result = record(args, argv, answers, wall)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, result)
     lat = result["latency_ms"]
     print(
-        f"{result['requests']} requests, {args.clients} clients, {result['errors']} errors: "
-        f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, {result['requests_per_s']} requests/s "
-        f"-> {out}"
+        f"{result['requests']} requests to {' '.join(result['routes'])}, {args.clients} clients, "
+        f"{result['errors']} errors {result['statuses']}: p50 {lat['p50']} ms, "
+        f"p99 {lat['p99']} ms, {result['requests_per_s']} requests/s -> {out}"
     )
-    complete = len(latencies) >= args.requests
+    complete = len(answers) >= args.requests
     if not complete:
-        print(f"stopped after {args.max_seconds} s with {len(latencies)} of {args.requests}")
-    return 0 if not errors and complete else 1
+        print(f"stopped after {args.max_seconds} s with {len(answers)} of {args.requests}")
+    return 0 if not result["errors"] and complete else 1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import io
+import json
 import os
 import socket
 import subprocess
@@ -418,3 +420,25 @@ def test_memory_under_many_large_uploads_is_bounded_by_the_cap(untrained):
     growth = peak - base
     allowed = cap * 8 * MAX_BYTES + 32 * 2**20
     assert growth <= allowed, f"grew {growth / 2**20:.0f} MB; allowed {allowed / 2**20:.0f} MB"
+
+
+@pytest.mark.slow
+def test_load_of_explain_and_predict_has_no_errors(untrained, tmp_path):
+    """A short run of benchmarks/load_test.py over both routes: more clients than turns, so
+    requests wait their turn, and every answer is a 200 with its fields."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "load_test.py"
+    spec = importlib.util.spec_from_file_location("load_test", script)
+    load_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_test)
+    out = tmp_path / "load.json"
+    argv = ["--model", str(untrained), "--routes", "predict", "explain", "--requests", "60"]
+    argv += ["--clients", "30", "--images", "6", "--max-concurrent", "2", "--out", str(out)]
+    assert load_test.main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["statuses"] == {"200": 60} and record["errors"] == 0
+    assert {route: r["statuses"] for route, r in record["by_route"].items()} == {
+        "/explain": {"200": 30},
+        "/predict": {"200": 30},
+    }
+    assert record["server"] == {"max_concurrent": 2}
+    assert isinstance(record["machine"]["avx512_bf16"], bool) and record["machine"]["cpu"]

@@ -21,7 +21,7 @@ def error_response(status: int, message: str, headers: dict | None = None) -> JS
 
 MAX_CONCURRENT = 8  # requests with a body in flight at once; the others wait their turn
 WAIT_SECONDS = 10.0  # how long a request waits for its turn before a 503
-QUEUE_PER_TURN = 16  # requests waiting, per turn, beyond which a 503 comes at once
+QUEUE_PER_TURN = 32  # requests waiting, per turn, beyond which a 503 comes at once
 BODY_SECONDS = 60.0  # a request's whole body must arrive within this, once its turn comes
 
 
