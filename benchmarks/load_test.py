@@ -237,6 +237,7 @@ def record(args, argv, answers, wall: float) -> dict:
     from fmnist.deploy.limits import MAX_CONCURRENT
 
     server_flags = {"max_concurrent": args.max_concurrent or MAX_CONCURRENT}
+    to = " and ".join("/" + r for r in args.routes) + (" in turn" if len(args.routes) > 1 else "")
     return {
         "benchmark": "load_test",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -253,7 +254,8 @@ def record(args, argv, answers, wall: float) -> dict:
         "requests_per_s": round(len(answers) / wall, 1),
         "latency_ms": percentiles([t for _, _, t in answers]),
         "by_route": by_route,
-        "payloads": f"{args.images} images: half dataset PNGs (28x28), half 300x300 JPEG photos",
+        "payloads": f"{args.images} images: half dataset PNGs (28x28), half 300x300 JPEG photos; "
+        f"to {to}",
         "machine": {**machine(), "platform": platform.platform()},
         "git_commit": git_commit(),
     }
