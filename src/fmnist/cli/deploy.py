@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from fmnist.cli.common import model_code, model_flag
 
 
 def cmd_predict(args) -> int:
     from fmnist.deploy.predict import ImageError, format_results, predict_files, write_csv
-    from fmnist.files import output_file
+    from fmnist.files import json_text, output_file
 
     if args.csv:
         output_file(args.csv, "--csv", ImageError)
@@ -19,7 +18,7 @@ def cmd_predict(args) -> int:
         write_csv(args.csv, results)
         print(f"wrote {len(results)} predictions to {args.csv}")
     elif args.json:
-        print(json.dumps(results, indent=2))
+        print(json_text(results))
     else:
         print(format_results(results))
     return 0
