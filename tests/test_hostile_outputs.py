@@ -203,14 +203,22 @@ def test_outputs_are_refused_before_any_work(cli, files, tmp_path, line, planted
             assert stat.S_ISFIFO(os.lstat(tmp_path / name).st_mode)
 
 
-def test_an_image_whose_name_is_not_utf8_is_explained_and_printed(cli, files, tmp_path):
-    name = os.fsdecode(b"a\xff.png")  # a name of bytes that are not UTF-8
+@pytest.mark.parametrize(
+    ("name", "figure"),
+    [
+        (b"a\xff", b"a\xff"),  # bytes that are not UTF-8
+        ("😀" * 60, "😀" * 50),  # 240 bytes: the figure's name keeps within 255
+    ],
+    ids=["not-utf8", "long"],
+)
+def test_an_image_name_of_any_bytes_is_explained_and_printed(cli, files, tmp_path, name, figure):
+    name = os.fsdecode(name) + ".png"
     (tmp_path / name).write_bytes(files["item"].read_bytes())
     argv = ["explain", "--model", "default", "--method", "gradcam", name, "--out", "ex"]
     result = cli(argv, cwd=tmp_path, timeout=60)  # stdout here is strict UTF-8
     assert_kept_promise(result, "explain", tmp_path, {name})
     assert result.rc == 0, result.stderr
-    assert listing(tmp_path / "ex") == {os.fsdecode(b"000-a\xff-explain.png")}
+    assert listing(tmp_path / "ex") == {f"000-{os.fsdecode(figure)}-explain.png"}
 
 
 def device(path: Path, minor: int) -> Path:

@@ -222,8 +222,12 @@ def model_and_images(args) -> tuple[str, list[str]]:
 
 
 def figure_name(i: int, file) -> str:
-    """The i-th image's figure in the --out folder."""
-    return f"{i:03d}-{file.stem[:60]}-explain.png"
+    """The i-th image's figure in the --out folder: a name within the 255 bytes a file
+    system allows, whatever characters the image's name holds."""
+    stem = file.stem[:60]
+    while len(os.fsencode(stem)) > 200:
+        stem = stem[:-1]
+    return f"{i:03d}-{stem}-explain.png"
 
 
 def explained(i: int, file, image, top: list[dict], maps: dict, figures: dict | None) -> dict:
