@@ -215,3 +215,13 @@ def test_meta_cost_counts_like_the_real_model():
     params, mflop = meta_cost(lambda: create_model("quick_wd"), "quick_wd")
     assert params == sum(count_parameters(real))
     assert mflop == pytest.approx(flops(real) / 1e6)
+
+
+def test_changed_arguments_are_held_to_the_mflop_bound(monkeypatch):
+    from fmnist.models import limits
+
+    monkeypatch.setattr(limits, "MAX_MFLOP", 100)
+    with pytest.raises(ModelError, match="MFLOP per image; the limit is 100 MFLOP"):
+        create_model("wide_cnn", width=64)
+    # a registry size at its own defaults is known to fit: counted without a forward pass
+    assert create_model("wide_cnn64") is not None
