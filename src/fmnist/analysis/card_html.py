@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from fmnist.analysis.card_board import machine_label, machine_of
 from fmnist.analysis.report_html import CSS, card, figure_html, fmt, table
+from fmnist.analysis.robustness import of_clean
 
 EXTRA_CSS = """
 tr.this td { background: #e8f1ff; font-weight: 600; }
@@ -173,7 +174,7 @@ def robustness_text(rec: dict) -> str:
     rob = rec["robustness"]
     return (
         f"<p>Clean {pct(rob['clean'])}; mean under the corruptions {pct(rob['mean'])} "
-        f"({rob['relative']:.1%} of clean); on the corruptions the <code>corrupt</code> "
+        f"({of_clean(rob)}); on the corruptions the <code>corrupt</code> "
         f"augmentation trains with {pct(rob['mean_trained'])}, on the others "
         f"{pct(rob['mean_unseen'])}; inverted images (light background) "
         f"{pct(rob['inverted_image'])}. Seed {rob['model_seed']}'s model, "
