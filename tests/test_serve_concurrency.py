@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import importlib.util
 import io
 import json
@@ -23,13 +24,11 @@ import pytest
 import torch
 from PIL import Image
 
+from fmnist import FmnistError
 from fmnist.checkpoint import save_model
 from fmnist.cli import build_parser
-from fmnist.deploy import limits
-from fmnist.deploy.limits import QUEUE_PER_TURN, BodyLimit
 from fmnist.deploy.predict import Predictor
 from fmnist.deploy.serve import MAX_BYTES, create_app, serve
-from fmnist.errors import FmnistError
 from fmnist.models import create_model
 
 from .hostile import assert_kept_promise, listing
@@ -184,6 +183,13 @@ def test_health_shows_a_sane_accuracy(untrained, accuracy):
 # ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def limits():
+    """fmnist.deploy.limits, imported here so that in a tree without it only the tests of
+    the cap fail, and the others still report their own findings."""
+    return importlib.import_module("fmnist.deploy.limits")
+
+
 class Holding:
     """An ASGI app that reads the body, then holds its turn until `release` is set (or for
     `seconds`), counting the requests inside it at once."""
@@ -228,9 +234,9 @@ async def call(middleware, scope=None, receive=None) -> dict:
     return {"status": start["status"], "headers": dict(start["headers"]), "body": body}
 
 
-def test_uploads_wait_their_turn():
+def test_uploads_wait_their_turn(limits):
     app = Holding(seconds=0.02)
-    limit = BodyLimit(app, max_bytes=1000, max_concurrent=2)
+    limit = limits.BodyLimit(app, max_bytes=1000, max_concurrent=2)
 
     async def main():
         return await asyncio.gather(*(call(limit) for _ in range(9)))
@@ -240,9 +246,9 @@ def test_uploads_wait_their_turn():
     assert app.most == 2
 
 
-def test_no_turn_in_time_answers_503_with_retry_after():
+def test_no_turn_in_time_answers_503_with_retry_after(limits):
     app = Holding()
-    limit = BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=0.05)
+    limit = limits.BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=0.05)
 
     async def main():
         first = asyncio.create_task(call(limit))
@@ -257,14 +263,14 @@ def test_no_turn_in_time_answers_503_with_retry_after():
     assert b"no turn came within 0.05 s" in second["body"]
 
 
-def test_a_full_line_answers_503_at_once():
+def test_a_full_line_answers_503_at_once(limits):
     app = Holding()
-    limit = BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=30)
+    limit = limits.BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=30)
 
     async def main():
         held = [asyncio.create_task(call(limit))]
         await asyncio.sleep(0.01)  # the first in its turn, then a full line behind it
-        held += [asyncio.create_task(call(limit)) for _ in range(QUEUE_PER_TURN)]
+        held += [asyncio.create_task(call(limit)) for _ in range(limits.QUEUE_PER_TURN)]
         await asyncio.sleep(0.01)
         t0 = time.monotonic()
         late = await call(limit)
@@ -273,16 +279,16 @@ def test_a_full_line_answers_503_at_once():
         return await asyncio.gather(*held), late, waited
 
     held, late, waited = asyncio.run(main())
-    assert [a["status"] for a in held] == [200] * (1 + QUEUE_PER_TURN)
+    assert [a["status"] for a in held] == [200] * (1 + limits.QUEUE_PER_TURN)
     assert late["status"] == 503 and late["headers"][b"retry-after"] == b"1"
     assert b"already waiting" in late["body"] and waited < 1
 
 
-def test_a_slow_body_gives_its_turn_back(monkeypatch):
+def test_a_slow_body_gives_its_turn_back(monkeypatch, limits):
     """A client trickling its body cannot keep a turn: 408 after BODY_SECONDS."""
     monkeypatch.setattr(limits, "BODY_SECONDS", 0.05)
     app = Holding(seconds=0)
-    limit = BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=5)
+    limit = limits.BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=5)
 
     async def trickle():
         await asyncio.sleep(0.01)
@@ -297,9 +303,9 @@ def test_a_slow_body_gives_its_turn_back(monkeypatch):
     assert after["status"] == 200
 
 
-def test_a_client_gone_gives_its_turn_back():
+def test_a_client_gone_gives_its_turn_back(limits):
     app = Holding(seconds=0)
-    limit = BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=0.5)
+    limit = limits.BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=0.5)
 
     async def gone():
         return {"type": "http.disconnect"}
@@ -311,10 +317,10 @@ def test_a_client_gone_gives_its_turn_back():
     assert asyncio.run(main())["status"] == 200
 
 
-def test_requests_without_a_body_take_no_turn():
+def test_requests_without_a_body_take_no_turn(limits):
     """/health and the page answer while every turn is held by an upload."""
     app = Holding()
-    limit = BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=0.05)
+    limit = limits.BodyLimit(app, max_bytes=1000, max_concurrent=1, wait_seconds=0.05)
     quick = Holding(seconds=0)
 
     async def main():
@@ -345,7 +351,7 @@ def test_serve_refuses_max_concurrent_out_of_range(value):
         serve("default", port=8000, max_concurrent=value)
 
 
-def test_max_concurrent_flag():
+def test_max_concurrent_flag(limits):
     """Its default is the server's; 1 and 1024 are taken."""
     parser = build_parser()
     assert parser.parse_args(["serve"]).max_concurrent == limits.MAX_CONCURRENT
