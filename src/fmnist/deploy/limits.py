@@ -63,7 +63,7 @@ class BodyLimit:
         if no_body(scope["method"], length, headers):
             return await self.app(scope, receive, send)  # nothing to hold: no turn to take
         refusal = await self.take_turn()
-        if refusal:
+        if refusal is not None:
             return await refusal(scope, receive, send)
         try:
             try:
