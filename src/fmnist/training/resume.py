@@ -21,6 +21,7 @@ from fmnist.errors import FmnistError
 from fmnist.files import read_json
 from fmnist.models.user import is_module_name, is_user_spec, parse_spec, read_source
 from fmnist.training.config import TrainConfig, config_from_record
+from fmnist.training.record import check_fit, check_record, check_tensors
 from fmnist.training.rundir import CHECKPOINT
 
 
@@ -71,8 +72,11 @@ def save(
     world,
     order_generator,
     rank_states,
+    config=None,
 ):
-    """Write the end-of-epoch state. `rank_states[r]` holds process r's generator states."""
+    """Write the end-of-epoch state. `rank_states[r]` holds process r's generator states;
+    `config`, the settings the loop ran (TrainConfig's fields), so that a setting edited in
+    config.json since is refused on resume rather than breaking the schedule part-way."""
     tensors = _prefixed("model", model.state_dict())
     opt_tensors, opt_record = _optimizer_parts(optimizer.state_dict())
     tensors.update(opt_tensors)
@@ -93,11 +97,15 @@ def save(
         "optimizer": opt_record,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "ema_steps": ema.steps if ema is not None else None,
+        **({"config": config} if config is not None else {}),
     }
     save_state(run_dir / CHECKPOINT, tensors, record)
 
 
-def load(run_dir: Path) -> tuple[dict, dict]:
+def load(run_dir: Path, *, run=None, asked=None) -> tuple[dict, dict]:
+    """The checkpoint's (tensors, record), each key of the record checked against its schema
+    and every tensor finite (fmnist.training.record); with `run` (the Run its settings built,
+    before any step) and `asked` (those settings), checked against that run too."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise FmnistError(
@@ -107,7 +115,12 @@ def load(run_dir: Path) -> tuple[dict, dict]:
     # what a killed atomic write left behind (see checkpoint.atomic_write)
     for stale in Path(run_dir).glob(".*.tmp"):
         stale.unlink(missing_ok=True)
-    return load_state(path)
+    tensors, record = load_state(path)
+    check_record(record, str(path))
+    check_tensors(tensors, str(path))
+    if run is not None:
+        check_fit(tensors, record, str(path), run=run, asked=asked)
+    return tensors, record
 
 
 def match_layouts(optimizer) -> None:

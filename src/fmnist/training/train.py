@@ -13,6 +13,7 @@ torchrun the processes share each batch (see `fmnist.training.distributed`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -162,7 +163,7 @@ def start_or_resume(run: Run, asked: TrainConfig, dataset, *, resume_run: bool) 
             )
             write_json(run.run_dir / "config.json", record)
         return RunState()
-    tensors, record = resume.load(run.run_dir)
+    tensors, record = resume.load(run.run_dir, run=run, asked=asked)
     epoch, history, best, train_s, stop = resume.restore(
         tensors,
         record,
@@ -321,6 +322,7 @@ def save_checkpoint(run: Run, state: RunState, on_epoch=None) -> None:
                 world=run.ctx.world,
                 order_generator=run.order_generator,
                 rank_states=rank_states,
+                config=dataclasses.asdict(run.cfg),
             )
         except CheckpointError as e:
             then = (
