@@ -11,9 +11,11 @@ of everything else. One file means one atomic rename: a kill leaves the old stat
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -70,6 +72,22 @@ def resolve(path: str | os.PathLike) -> tuple[Path, Path]:
     return p, desc
 
 
+def write_tensors(path: Path, tensors: dict, metadata: dict, durable: bool = False) -> None:
+    """A safetensors file written atomically. safetensors reports a failed write (a full
+    disk) as its own error, not an OSError: it becomes one, with the errno it names, so
+    that it reads as every other failed write does, naming `path`."""
+
+    def write(tmp):
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except SafetensorError as e:
+            found = re.search(r"os error (\d+)", str(e))
+            code = int(found.group(1)) if found else errno.EIO
+            raise OSError(code, os.strerror(code), tmp) from None
+
+    atomic_write(path, write, durable=durable)
+
+
 def save_model(
     model: nn.Module,
     path: str | os.PathLike,
@@ -85,7 +103,7 @@ def save_model(
         path = path / "model.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    write_tensors(path, state, {"format": FORMAT})
     user = getattr(model, "fmnist_user", None)  # a model of the user's code (models.user)
     if user is not None:
         kind = {"model": USER, "args": user["args"], "user": {k: user[k] for k in USER_FIELDS}}
@@ -280,7 +298,7 @@ def save_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], record
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     metadata = {"format": STATE_FORMAT, "record": json.dumps(record)}
     try:
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
+        write_tensors(path, tensors, metadata, durable=True)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
 

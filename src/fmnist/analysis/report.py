@@ -10,6 +10,7 @@ RUN_DIR/report.html, which needs no network and no other file.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,10 +27,10 @@ from fmnist.analysis import plots
 from fmnist.analysis.features import Predictions, kept_embed, logits_and_features, random_subset
 from fmnist.analysis.report_html import render
 from fmnist.analysis.robustness import of_clean
-from fmnist.checkpoint import atomic_write, load_model
+from fmnist.checkpoint import load_model
 from fmnist.corruptions import TRAINING
 from fmnist.errors import FmnistError
-from fmnist.files import NUMBER, output_dir, read_numeric_csv, read_record
+from fmnist.files import NUMBER, output_dir, read_numeric_csv, read_record, write_files
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.safetensors", "model.json")
@@ -417,33 +418,26 @@ def write_report(
     ds = dataset if dataset is not None else data.load(data_dir, download=download)
     logits, features = logits_and_features(model, ds.test_images)
     test = Predictions.from_logits(logits, ds)
+    made = not plots_dir.exists()
     plots_dir.mkdir(exist_ok=True)
-    figures = build_figures(
-        run,
-        ds,
-        test,
-        features=features,
-        model=model,
-        tsne_points=tsne_points,
-        seed=seed,
-        with_robustness=with_robustness,
-    )
-    ece = plots.calibration(test.confidence, test.predicted == test.labels)["ece"]
-    for f in figures:
-        write_shared(plots_dir / f"{f.key}.png", f.png)
-    out = run.directory / "report.html"
-    write_shared(out, render(run, ds, {**test.result, "ece": ece}, figures).encode("utf-8"))
+    try:
+        figures = build_figures(
+            run,
+            ds,
+            test,
+            features=features,
+            model=model,
+            tsne_points=tsne_points,
+            seed=seed,
+            with_robustness=with_robustness,
+        )
+        ece = plots.calibration(test.confidence, test.predicted == test.labels)["ece"]
+        # the figures all or nothing (a full disk leaves the earlier ones), then the page
+        write_files(plots_dir, {f"{f.key}.png": f.png for f in figures})
+        page = render(run, ds, {**test.result, "ece": ece}, figures)
+        out = write_files(run.directory, {"report.html": page})[0]
+    except BaseException:
+        if made:  # a first report that failed leaves no folder of some of its figures
+            shutil.rmtree(plots_dir, ignore_errors=True)
+        raise
     return out
-
-
-def write_shared(path: Path, content: bytes) -> None:
-    """Atomically, and readable as the umask allows (a temporary file starts owner-only),
-    since a report is made to be opened by people and web servers."""
-    umask = os.umask(0)
-    os.umask(umask)
-
-    def write(tmp):
-        Path(tmp).write_bytes(content)
-        os.chmod(tmp, 0o666 & ~umask)
-
-    atomic_write(path, write)

@@ -339,14 +339,20 @@ def add_baselines(sub) -> None:
 def cmd_report(args) -> int:
     from fmnist.analysis.report import write_report
 
-    page = write_report(
-        args.run_dir,
-        data_dir=args.data_dir,
-        download=args.download,
-        tsne_points=args.tsne_points,
-        with_robustness=args.robustness,
-        **model_code(args),
-    )
+    try:
+        page = write_report(
+            args.run_dir,
+            data_dir=args.data_dir,
+            download=args.download,
+            tsne_points=args.tsne_points,
+            with_robustness=args.robustness,
+            **model_code(args),
+        )
+    except OSError as e:  # a full disk: the figures go all or none, each file whole
+        raise FmnistError(
+            f"{e.filename or args.run_dir}: cannot write the report ({e.strerror or e}); "
+            f"the run's model, records and any earlier report are as they were"
+        ) from None
     print(f"figures: {page.parent / 'plots'}")
     print(f"report: {page}")
     return 0

@@ -6,9 +6,11 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
+import sys
 from pathlib import Path
 
-from fmnist.cli.common import MAX_RUNS, at_most, data_flags, shown
+from fmnist.cli.common import MAX_RUNS, at_most, data_flags, shown, stopped_by_signals
 from fmnist.errors import FmnistError
 from fmnist.files import output_dir, output_file
 
@@ -90,6 +92,7 @@ def train_config(args):
 
 def train_once(cfg, args) -> int:
     from fmnist.training import distributed
+    from fmnist.training.rundir import default_run_dir
     from fmnist.training.train import train
 
     lead = distributed.rank() == 0  # under torchrun, the one process that reports
@@ -98,24 +101,42 @@ def train_once(cfg, args) -> int:
         from fmnist.training.tracking import Tracker
 
         tracker = Tracker(args.mlflow or None)
+    # named here rather than in train, so that a stopped run's message can name it
+    out = Path(args.resume or args.out or default_run_dir(cfg, f"s{cfg.seed}"))
     try:
-        if tracker is not None:
-            start_tracking(tracker, cfg, args)
-        result = train(
-            cfg,
-            out=args.resume or args.out,
-            data_dir=args.data_dir,
-            download=args.download,
-            on_epoch=tracker.epoch if tracker else None,
-            resume_run=bool(args.resume),
-        )
-        if lead:
-            finish_run(result, args, tracker)
-    except BaseException:
+        # SIGTERM and SIGHUP unwind as Ctrl-C does: the run keeps its checkpoint, or
+        # nothing before the first one
+        with stopped_by_signals():
+            if tracker is not None:
+                start_tracking(tracker, cfg, args)
+            result = train(
+                cfg,
+                out=out,
+                data_dir=args.data_dir,
+                download=args.download,
+                on_epoch=tracker.epoch if tracker else None,
+                resume_run=bool(args.resume),
+            )
+            if lead:
+                finish_run(result, args, tracker)
+    except BaseException as e:
         if tracker is not None:
             tracker.fail()
+        if isinstance(e, KeyboardInterrupt) and lead:
+            return stopped(e, out)
         raise
     return 0
+
+
+def stopped(e: KeyboardInterrupt, run_dir: Path) -> int:
+    """A run stopped by Ctrl-C or a signal: one line on what its directory keeps and how to
+    continue; the shell's status for that signal."""
+    from fmnist.training.rundir import kept_note
+
+    signum = getattr(e, "signum", signal.SIGINT)
+    how = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
+    sys.stderr.write(f"fmnist train: {how}; {kept_note(run_dir)}\n")
+    return 128 + signum
 
 
 def start_tracking(tracker, cfg, args) -> None:
@@ -142,12 +163,19 @@ def finish_run(result, args, tracker) -> None:
     if args.report:
         from fmnist.analysis.report import write_report
 
-        page = write_report(
-            result.run_dir,
-            data_dir=args.data_dir,
-            download=args.download,
-            **trained_code(result.config),
-        )
+        try:
+            page = write_report(
+                result.run_dir,
+                data_dir=args.data_dir,
+                download=args.download,
+                **trained_code(result.config),
+            )
+        except OSError as e:  # a full disk: the run itself is whole
+            raise FmnistError(
+                f"{e.filename or result.run_dir}: cannot write the report ({e.strerror or e}); "
+                f"the run finished and is kept in {result.run_dir}: fmnist report "
+                f"{result.run_dir} writes the report again"
+            ) from None
         print(f"report: {page}")
     if tracker is not None:
         tracker.finish(result.run_dir, m)

@@ -5,8 +5,11 @@ Only one process writes it (rank 0 under torchrun); see `fmnist.training.distrib
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
+import json
 import os
 import platform
 import subprocess
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 
 import fmnist
 from fmnist.errors import FmnistError
@@ -44,6 +48,16 @@ def model_label(model: str) -> str:
 def prepare_run_dir(out: str | os.PathLike | None, cfg) -> Path:
     """Create (or accept an empty) run directory; refuse to overwrite an earlier run."""
     out = Path(out) if out is not None else default_run_dir(cfg, f"s{cfg.seed}")
+    check_run_dir(out)
+    try:
+        make_writable_dir(out)
+    except OSError as e:
+        raise FmnistError(f"{out}: cannot write the run directory ({e.strerror or e})") from None
+    return out
+
+
+def check_run_dir(out: Path) -> None:
+    """Refuse a folder that holds a run, finished or not; makes and writes nothing."""
     if (out / "model.safetensors").exists() or (out / "metrics.json").exists():
         raise FmnistError(f"{out}: already holds a run; choose another --out or delete it")
     if (out / CHECKPOINT).exists():
@@ -51,11 +65,96 @@ def prepare_run_dir(out: str | os.PathLike | None, cfg) -> Path:
             f"{out}: holds an unfinished run; continue it with fmnist train --resume {out}, "
             "or choose another --out"
         )
+
+
+# held (fcntl.flock) by the one process writing a run directory, for as long as it runs
+LOCK = ".fmnist-train.lock"
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path):
+    """Hold an advisory lock on RUN_DIR/LOCK for the block: a second run pointed at the same
+    directory (a new run or --resume) is refused, never interleaved with this one. The lock
+    file is removed at the end, while still held."""
+    path = Path(run_dir) / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FmnistError(
+                f"{run_dir}: another fmnist train is writing this run directory; wait for it "
+                "to end, or choose another --out"
+            ) from None
+        try:  # the run that held it may have removed the file meanwhile: lock the one there
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
     try:
-        make_writable_dir(out)
-    except OSError as e:
-        raise FmnistError(f"{out}: cannot write the run directory ({e.strerror or e})") from None
-    return out
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def run_directory(cfg, out, *, ctx, resume_run: bool):
+    """The run's directory (None in torchrun's other processes), locked for the run's life
+    against a second run pointed at it. A new run that ends before its first checkpoint
+    leaves nothing it made behind; a file the system refuses to write (a full disk) ends
+    the run in one line that says what is kept."""
+    if ctx.rank != 0:
+        yield Path(out) if resume_run else None
+        return
+    target = Path(out) if out is not None else default_run_dir(cfg, f"s{cfg.seed}")
+    made = [] if resume_run else [p for p in (target, *target.parents) if not os.path.lexists(p)]
+    run_dir = target if resume_run else prepare_run_dir(target, cfg)
+    with locked(run_dir):
+        if not resume_run:
+            check_run_dir(run_dir)  # again, now that no other run can be writing it
+        try:
+            yield run_dir
+        except BaseException as e:
+            if not resume_run:
+                remove_unfinished(run_dir, made)
+            if isinstance(e, OSError) and not isinstance(e, BrokenPipeError):
+                where = f"{e.filename}: " if e.filename else ""
+                raise FmnistError(
+                    f"{where}cannot write it ({e.strerror or e}); {kept_note(run_dir)}"
+                ) from None
+            raise
+
+
+def remove_unfinished(run_dir: Path, made: list[Path]) -> None:
+    """What a run that ended before its first checkpoint made: its records, its lock, the
+    run directory and any folder made above it, if empty."""
+    if (run_dir / CHECKPOINT).exists() or (run_dir / "metrics.json").exists():
+        return
+    for name in ("config.json", "history.csv", LOCK):
+        (run_dir / name).unlink(missing_ok=True)
+    for folder in made:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def kept_note(run_dir: Path) -> str:
+    """What a run directory keeps after a run stopped: a finished run, a checkpoint to
+    resume from (and its epoch), or nothing."""
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        return f"the run had finished: {run_dir}"
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        return "no checkpoint had been written yet, so nothing was kept"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            epoch = f" of epoch {json.loads(f.metadata()['record'])['epoch']}"
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError):
+        epoch = ""
+    return f"the checkpoint{epoch} is kept: continue with fmnist train --resume {run_dir}"
 
 
 def git_commit() -> str | None:

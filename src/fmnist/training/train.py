@@ -12,7 +12,6 @@ torchrun the processes share each batch (see `fmnist.training.distributed`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -42,8 +41,7 @@ from fmnist.training.epoch import Validation, train_epoch, validate
 from fmnist.training.rundir import (
     CHECKPOINT,
     Progress,
-    default_run_dir,
-    prepare_run_dir,
+    run_directory,
     run_record,
     write_history,
 )
@@ -102,33 +100,6 @@ def train(
             return finish(run, state, cfg, dataset)
     finally:
         distributed.teardown(ctx)
-
-
-# ----------------------------------------------------------------------------
-# The run directory
-# ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def run_directory(cfg: TrainConfig, out, *, ctx, resume_run: bool):
-    """The run's directory (None in torchrun's other processes). A new run that ends before
-    its first checkpoint leaves nothing it made behind."""
-    if resume_run or ctx.rank != 0:
-        yield Path(out) if resume_run else None
-        return
-    target = Path(out) if out is not None else default_run_dir(cfg, f"s{cfg.seed}")
-    made = [p for p in (target, *target.parents) if not os.path.lexists(p)]
-    run_dir = prepare_run_dir(target, cfg)
-    try:
-        yield run_dir
-    except BaseException:
-        if not (run_dir / CHECKPOINT).exists() and not (run_dir / "metrics.json").exists():
-            for name in ("config.json", "history.csv"):
-                (run_dir / name).unlink(missing_ok=True)
-            for folder in made:  # the run directory, then any folder made above it
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
-        raise
 
 
 # ----------------------------------------------------------------------------
@@ -365,8 +336,14 @@ def finish(run: Run, state: RunState, asked: TrainConfig, dataset) -> RunResult:
     model.load_state_dict(state.best["state"])
     metrics = test_metrics(run, state, dataset)
     headline = {k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix")}
-    save_model(model, run.run_dir / "model.safetensors", metrics=headline)
-    write_json(run.run_dir / "metrics.json", metrics)
+    try:
+        save_model(model, run.run_dir / "model.safetensors", metrics=headline)
+        write_json(run.run_dir / "metrics.json", metrics)
+    except BaseException:
+        # all or nothing (a full disk, a kill): the run stays one to resume from its checkpoint
+        for name in ("model.safetensors", "model.json", "metrics.json"):
+            (run.run_dir / name).unlink(missing_ok=True)
+        raise
     # a finished run is its model and records; the training state served only to resume
     (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     mirrored = metrics.get("test_accuracy_tta")
