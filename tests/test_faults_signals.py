@@ -20,10 +20,12 @@ import pytest
 
 from fmnist.training import resume
 from fmnist.training.config import make_config
-from fmnist.training.rundir import LOCK, locked
 from fmnist.training.train import train
 from tests.hostile import assert_kept_promise, listing
 
+# the lock a run holds in its directory (fmnist.training.rundir.LOCK); named here so that
+# these tests run, and fail, against a version without it
+LOCK = ".fmnist-train.lock"
 UNFINISHED = {"checkpoint.safetensors", "config.json", "history.csv"}
 FINISHED = {"config.json", "history.csv", "metrics.json", "model.json", "model.safetensors"}
 
@@ -220,6 +222,8 @@ def test_a_full_disk_writing_a_report_keeps_the_run(tiny_run, tmp_path):
 
 
 def test_a_run_directory_in_use_is_refused(cli, unfinished, tmp_path):
+    from fmnist.training.rundir import locked
+
     new, old = tmp_path / "new", shutil.copytree(unfinished / "of2", tmp_path / "old")
     new.mkdir()
     cwd = tmp_path / "cwd"
@@ -233,6 +237,8 @@ def test_a_run_directory_in_use_is_refused(cli, unfinished, tmp_path):
 
 
 def test_the_lock_is_taken_again_after_its_run(tmp_path):
+    from fmnist.training.rundir import locked
+
     with locked(tmp_path):
         assert (tmp_path / LOCK).exists()
     assert not (tmp_path / LOCK).exists()
