@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fmnist import augment
 from fmnist.checkpoint import load_state, save_state
 from fmnist.training.config import TrainConfig, make_config
 from fmnist.training.train import train
@@ -52,7 +51,7 @@ EDGE_FLOATS = [0.0, -0.0, 1.0, 1e-300, 5e-324, 0.5, 0.9999999, 1e-7, 10.0, 10.00
 CHOICES = {
     "model": ["seed_cnn", "", "nope", "x.py:Model", "../seed_cnn"],
     "schedule": ["constant", "onecycle", "cosine", "Cosine"],
-    "augment": [*augment.AUGMENTATIONS, "flip+crop"],
+    "augment": ["none", "flip", "crop_flip_erase", "flip_corrupt", "flip+crop"],
     "select": ["val_loss", "val_acc", "last", "best"],
     "precision": ["auto", "fp32", "bf16", "fp16"],
     "device": ["cpu", "auto", "cuda", "tpu"],
