@@ -5,6 +5,7 @@ console script does, in the folder it is given, with its own stdout and stderr.
     with CommandServer() as run:
         result = run(["predict", "x.png"], cwd=tmp, timeout=20)
         result.rc, result.stdout, result.stderr, result.hung
+        run(["train", ...], cwd=tmp, file_limit=300_000)  # a disk that fills (RLIMIT_FSIZE)
 
 An exception that escapes `main` prints its traceback and ends with status 1, as Python
 would. A child still running after `timeout` seconds is killed and reported as hung.
@@ -46,10 +47,17 @@ class Result:
     hung: bool
 
 
-def _child(argv: list[str], cwd: str, out: str, err: str) -> None:
+def _child(argv: list[str], cwd: str, out: str, err: str, file_limit: int | None) -> None:
     code = 1
     try:
         os.chdir(cwd)
+        if file_limit:
+            # no file may grow past file_limit bytes; SIGXFSZ ignored, so a write past it
+            # fails with EFBIG (an OSError) as on a full disk, instead of killing the child
+            import resource
+
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)
         for path, target in ((out, 1), (err, 2)):
@@ -95,7 +103,7 @@ def serve() -> None:
             pid = os.fork()
             if pid == 0:
                 os.setpgid(0, 0)
-                _child(req["argv"], req["cwd"], str(out), str(err))
+                _child(req["argv"], req["cwd"], str(out), str(err), req.get("file_limit"))
             deadline = time.monotonic() + req["timeout"]
             status, hung = None, False
             while True:
@@ -136,8 +144,11 @@ class CommandServer:
         )
         return self
 
-    def __call__(self, argv: list[str], cwd, timeout: float = 60) -> Result:
+    def __call__(
+        self, argv: list[str], cwd, timeout: float = 60, file_limit: int | None = None
+    ) -> Result:
         req = {"argv": [str(a) for a in argv], "cwd": str(cwd), "timeout": timeout}
+        req["file_limit"] = file_limit
         self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()

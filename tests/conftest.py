@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 
 import pytest
 import torch
@@ -10,6 +11,14 @@ import torch
 from fmnist import data
 from fmnist.training.config import make_config
 from fmnist.training.train import train
+
+
+def pytest_configure(config):
+    """Ctrl-C reaches the commands under test even when pytest started with SIGINT ignored, as
+    a non-interactive shell does for a command run with `&`: children inherit an ignored signal,
+    and the tests of what Ctrl-C does would then wait for a command that never hears it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

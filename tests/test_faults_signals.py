@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -38,14 +37,9 @@ class Done:
     hung: bool = False
 
 
-def fmnist(*argv, cwd, limit: int | None = None) -> subprocess.Popen:
-    """`python -m fmnist ARGV` in `cwd`, one thread; with `limit`, no file it writes may
-    grow past that many bytes (a disk that fills), SIGXFSZ ignored so Python sees EFBIG."""
-
-    def cap():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
+def fmnist(*argv, cwd) -> subprocess.Popen:
+    """`python -m fmnist ARGV` in `cwd`, one thread, running while the test signals it or
+    starts another command beside it (the `cli` fixture runs the ones it waits for)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "fmnist", *map(str, argv)],
@@ -54,7 +48,6 @@ def fmnist(*argv, cwd, limit: int | None = None) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=cap if limit else None,
     )
 
 
@@ -159,11 +152,10 @@ def test_sigterm_before_the_first_checkpoint_leaves_nothing(tmp_path):
 # ----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_a_full_disk_at_the_first_checkpoint_leaves_nothing(tmp_path):
+def test_a_full_disk_at_the_first_checkpoint_leaves_nothing(cli, tmp_path):
     # config.json fits under the limit, the checkpoint (1.7 MB) does not
     argv = ["train", "--train-limit", "256", "--epochs", "2", "--no-report", "--out", "run"]
-    done = finish(fmnist(*argv, cwd=tmp_path, limit=500_000))
+    done = cli(argv, cwd=tmp_path, file_limit=500_000)
     assert_kept_promise(done, "train", tmp_path, set())
     assert (
         done.rc == 2
@@ -171,11 +163,10 @@ def test_a_full_disk_at_the_first_checkpoint_leaves_nothing(tmp_path):
     )
 
 
-@pytest.mark.slow
-def test_a_full_disk_at_a_later_checkpoint_keeps_the_previous_one(unfinished, tmp_path):
+def test_a_full_disk_at_a_later_checkpoint_keeps_the_previous_one(cli, unfinished, tmp_path):
     run = shutil.copytree(unfinished / "of2", tmp_path / "run")
     before = {p: (run / p).read_bytes() for p in UNFINISHED}
-    done = finish(fmnist("train", "--resume", run, "--no-report", cwd=tmp_path, limit=300_000))
+    done = cli(["train", "--resume", run, "--no-report"], cwd=tmp_path, file_limit=300_000)
     line = one_line(done)
     assert done.rc == 2
     assert "cannot write the checkpoint (File too large)" in line
@@ -185,12 +176,11 @@ def test_a_full_disk_at_a_later_checkpoint_keeps_the_previous_one(unfinished, tm
     assert {p: (run / p).read_bytes() for p in listing(run)} == before
 
 
-@pytest.mark.slow
-def test_a_full_disk_writing_the_model_keeps_the_run_resumable(unfinished, tmp_path):
+def test_a_full_disk_writing_the_model_keeps_the_run_resumable(cli, unfinished, tmp_path):
     run = shutil.copytree(unfinished / "of1", tmp_path / "run")
     before = {p: (run / p).read_bytes() for p in UNFINISHED}
     # the checkpoint of the last epoch is there: the run goes straight to its model (430 kB)
-    done = finish(fmnist("train", "--resume", run, "--no-report", cwd=tmp_path, limit=300_000))
+    done = cli(["train", "--resume", run, "--no-report"], cwd=tmp_path, file_limit=300_000)
     line = one_line(done)
     assert done.rc == 2
     assert line == (
@@ -198,18 +188,18 @@ def test_a_full_disk_writing_the_model_keeps_the_run_resumable(unfinished, tmp_p
         f"the checkpoint of epoch 1 is kept: continue with fmnist train --resume {run}"
     )
     assert {p: (run / p).read_bytes() for p in listing(run)} == before  # no half a model
-    done = finish(fmnist("train", "--resume", run, "--no-report", cwd=tmp_path))
+    done = cli(["train", "--resume", run, "--no-report"], cwd=tmp_path)
     assert done.rc == 0, done.stderr
     assert listing(run) == FINISHED
 
 
 @pytest.mark.slow
-def test_a_full_disk_writing_a_report_keeps_the_run(tiny_run, tmp_path):
+def test_a_full_disk_writing_a_report_keeps_the_run(cli, tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run.run_dir, run, ignore=shutil.ignore_patterns("plots", "report.html"))
     before = {p: (run / p).read_bytes() for p in listing(run)}
     argv = ["report", run, "--tsne-points", "50"]
-    done = finish(fmnist(*argv, cwd=tmp_path, limit=20_000))
+    done = cli(argv, cwd=tmp_path, file_limit=20_000)
     line = one_line(done)
     assert done.rc == 2 and "cannot write the report (File too large)" in line
     assert "model, records and any earlier report are as they were" in line
@@ -247,15 +237,16 @@ def test_the_lock_is_taken_again_after_its_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_the_second_is_refused(tmp_path):
+def test_two_runs_at_once_the_second_is_refused(cli, tmp_path):
     run = tmp_path / "run"
     first = fmnist(
         "train", "--train-limit", "256", "--epochs", "6", "--patience", "0", "--no-report",
         "--out", run, cwd=tmp_path,
     )  # fmt: skip
     wait_for(run / LOCK, first)
+    wait_for(run / "config.json", first)  # what --resume reads first
     for argv in (["--out", run, "--train-limit", "64", "--epochs", "1"], ["--resume", run]):
-        second = finish(fmnist("train", *argv, "--no-report", cwd=tmp_path))
+        second = cli(["train", *argv, "--no-report"], cwd=tmp_path)
         assert second.rc == 2 and "another fmnist train is writing" in one_line(second)
         assert first.poll() is None, "the first run had already ended: nothing was tested"
     done = finish(first)

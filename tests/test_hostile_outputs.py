@@ -361,9 +361,8 @@ def environment(**extra) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "argv", [["models"], ["recipes"], ["results", str(WEIGHTS / "default.json")], ["--help"]]
-)
+# what fmnist prints itself, and what argparse prints (test_cli.py checks `fmnist models`)
+@pytest.mark.parametrize("argv", [["results", str(WEIGHTS / "default.json")], ["--help"]])
 def test_a_reader_that_leaves_early_ends_the_command_quietly(argv):
     # fmnist ... | head -n 0: the reader is gone before the first line is written
     writer = subprocess.Popen([sys.executable, "-m", "fmnist", *argv], stdout=subprocess.PIPE,
@@ -394,7 +393,7 @@ sys.exit(main(["bench", "--ladder", "--rungs", "90", "--seeds", "1", "--compare"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM])  # Ctrl-C: the same handler, test_faults_signals
 def test_a_killed_ladder_removes_its_temporary_folder(tmp_path, sig):
     temp = tmp_path / "tmp"
     temp.mkdir()
