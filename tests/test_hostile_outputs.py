@@ -304,6 +304,39 @@ def test_a_failed_write_names_the_users_path_and_leaves_no_temporary_file(tmp_pa
         atomic_write(tmp_path / "taken", lambda tmp: Path(tmp).write_text("x"))
 
 
+@pytest.mark.parametrize("when", ["made", "removed"])
+def test_a_signal_as_the_temporary_file_comes_or_goes_leaves_none(tmp_path, monkeypatch, when):
+    # Ctrl-C arrives the moment the temporary file exists, or as it is being removed after a
+    # failed write: the file is still removed, and the interrupt still ends the write
+    import fmnist.writing as writing
+
+    make, exists = writing.tempfile.mkstemp, writing.os.path.exists
+
+    def ours(path) -> bool:  # the patched functions are the modules' own: others call them too
+        return Path(path).name.startswith(".history.csv.")
+
+    def mkstemp(*args, **kwargs):
+        fd, made = make(*args, **kwargs)
+        if when == "made" and ours(made):
+            os.kill(os.getpid(), signal.SIGINT)
+        return fd, made
+
+    def exists_then_interrupted(path):
+        found = exists(path)
+        if when == "removed" and ours(path):
+            os.kill(os.getpid(), signal.SIGINT)
+        return found
+
+    def fail(tmp):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writing.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(writing.os.path, "exists", exists_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        writing.atomic_write(tmp_path / "history.csv", fail)
+    assert listing(tmp_path) == set()
+
+
 def test_a_failed_download_takes_back_the_folder_it_made(tmp_path):
     from fmnist import data
 

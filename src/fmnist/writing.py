@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from fmnist.errors import FmnistError
@@ -44,6 +46,19 @@ SPECIAL = [
 ]
 
 
+@contextmanager
+def signals_held():
+    """Ctrl-C, SIGTERM and SIGHUP wait (blocked, not lost) until the block ends: a handler
+    that raises (fmnist.cli.common.Stopped) must not land between the making of a temporary
+    file and the line that remembers its name, or in its removal."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def atomic_write(path: Path, write, durable: bool = False) -> None:
     """Call write(tmp_path), then rename over `path`: readers see the old file or the new one.
     The null device is written to, never replaced; a special file (a named pipe, a device)
@@ -61,8 +76,9 @@ def atomic_write(path: Path, write, durable: bool = False) -> None:
         raise FmnistError(f"{path}: {kind}, not a regular file; nothing written there")
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        with signals_held():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
         write(tmp)
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a saved file gets the usual mode
         if durable:
@@ -77,8 +93,9 @@ def atomic_write(path: Path, write, durable: bool = False) -> None:
             raise
         raise OSError(e.errno, e.strerror, os.fspath(path)) from None  # the user's name
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        with signals_held():
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def json_text(obj, indent: int | None = 2) -> str:
