@@ -46,6 +46,12 @@ SIZES = {
     "qwd2": ("quick_w", dict(depth=2, patch=2)),
     "qw40d2p2": ("quick_w", dict(width=40, depth=2, patch=2)),
     "qw64d2p5": ("quick_w", dict(width=64, depth=2, patch=5)),
+    "qw2w16": ("quick_w", dict(patch=2, width=16)),
+    "qw2w24": ("quick_w", dict(patch=2, width=24)),
+    "qw24d2": ("quick_w", dict(width=24, depth=2)),
+    "qw2w24d2": ("quick_w", dict(patch=2, width=24, depth=2)),
+    "qw2w16d2": ("quick_w", dict(patch=2, width=16, depth=2)),
+    "qw2w48d2": ("quick_w", dict(patch=2, width=48, depth=2)),
 }
 for name, (base, defaults) in SIZES.items():
     register_size(name, base, **defaults)
@@ -261,6 +267,46 @@ for model in ("wide_cnn", "wide_cnn64"):
     for ep in (2, 40):
         CANDIDATES[f"gpu_{model}_b256_e{ep}"] = (
             "best", dict(_GPU, model=model, epochs=ep, batch_size=256, lr=4.2e-3, ema=0.995)
+        )  # fmt: skip
+
+
+# Frontier II, half of each rung's arithmetic: rung90's schedule on narrower models (its
+# step is bound by its convolutions' arithmetic, like rung94's), at its rate and 1.5x it;
+# rung92's in 2 epochs on narrower or cheaper-whitened models
+for model in ("qw2w16", "qw2w24"):
+    for tag, lr in (("", 8e-3), ("_lr12", 1.2e-2)):
+        CANDIDATES[f"{model}_fast_e1{tag}"] = ("fast", dict(_QUICK, model=model, epochs=1, lr=lr))
+for model in ("qw2w16", "qw2w24", "qw2w16d2", "qw2w24d2"):
+    # mirroring and its mirror image's figure (no arithmetic of training), at 1.5x the rate
+    CANDIDATES[f"{model}_fast_e1_flip_lr12"] = (
+        "fast", dict(_QUICK, model=model, epochs=1, lr=1.2e-2, augment="flip", tta=True)
+    )  # fmt: skip
+    CANDIDATES[f"{model}_fast_e1_lr12"] = ("fast", dict(_QUICK, model=model, epochs=1, lr=1.2e-2))
+CANDIDATES["qw2w16_fast_e1_b256_lr16"] = (
+    "fast", dict(_QUICK, model="qw2w16", epochs=1, batch_size=256, lr=1.6e-2)
+)  # fmt: skip
+for model in ("quick_wd", "qw24d2", "qwd2", "qw2w16d2", "qw2w24d2"):
+    for ep in (2, 3, 4):
+        for tag, lr in (("lr12", 1.2e-2), ("lr16", 1.6e-2)):
+            CANDIDATES[f"{model}_{tag}_e{ep}"] = (
+                "tuned", dict(_FLIP, model=model, epochs=ep, lr=lr)
+            )  # fmt: skip
+
+CANDIDATES["qw2w24d2_b512_lr20_e3"] = (
+    "tuned", dict(_FLIP, model="qw2w24d2", epochs=3, batch_size=512, lr=2e-2)
+)  # fmt: skip
+for model in ("qw2w24d2", "qwd2"):
+    CANDIDATES[f"{model}_lr16_e5"] = ("tuned", dict(_FLIP, model=model, epochs=5, lr=1.6e-2))
+CANDIDATES["qwd2_lr20_e5"] = ("tuned", dict(_FLIP, model="qwd2", epochs=5, lr=2e-2))
+CANDIDATES["qwd2_lr16_wd50_nbd_e5"] = (
+    "tuned", dict(_FLIP, model="qwd2", epochs=5, lr=1.6e-2, weight_decay=0.5, bias_decay=False)
+)  # fmt: skip
+# rung94's settings (weight decay 0.5 on the weights only) on the cheaper whitening of 2x2
+# patches, widths 32 and 48: about a quarter and a half of quick_wd64's MFLOP
+for model, epochs in (("qwd2", (12, 16)), ("qw2w48d2", (10, 12))):
+    for ep in epochs:
+        CANDIDATES[f"{model}_flip_wd50_nbd_e{ep}"] = (
+            "tuned", dict(_WD50, model=model, epochs=ep, bias_decay=False)
         )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ VARIANT, comma-separated:
 - `stride`: quick_w at depth 2 with the second stage's first convolution at stride 2 (7 to
   4 pixels) in place of the convolution and 2x2 max-pooling (7 to 3 pixels): 15.05 against
   17.83 MFLOP for quick_wd64.
+- `relu`: every GELU of the model a ReLU (a cheaper activation and its gradient).
 - `dirac`: every learned convolution with at least as many outputs as inputs starts with
   its first filters as the identity (dirac), the rest as initialised, as airbench does.
 - `lookahead=K`: AdamW wrapped in lookahead: every K steps the slow weights move halfway
@@ -122,6 +123,15 @@ class Lookahead(torch.optim.AdamW):
             torch._foreach_copy_(fast, self.slow)
 
 
+def with_relu(model):
+    """Every GELU of the model replaced by a ReLU."""
+    for m in list(model.modules()):
+        for child_name, child in list(m.named_children()):
+            if isinstance(child, torch.nn.GELU):
+                setattr(m, child_name, torch.nn.ReLU())
+    return model
+
+
 def with_dirac(model):
     """Learned convolutions with out >= in channels: the first `in` filters the identity."""
     for m in model.features.modules():
@@ -181,17 +191,20 @@ def install(variant: dict) -> None:
     # the names the run looks up: build.py builds the model, optimizer and schedule,
     # train.py runs each epoch
     build_fn, epoch_fn = build.build_optimizer, training.train_epoch
-    create = build.create_model
+    create = build.create_any
 
-    def create_model(name):
-        model = create(name)
+    def create_any(name, args=None):
+        model = create(name, args)
         if variant.get("stride"):
             model = with_strided_third(model)
         if variant.get("dirac"):
             model = with_dirac(model)
+        if variant.get("relu"):
+            model = with_relu(model)
         return with_residuals(model) if variant.get("residual") else model
 
-    build.create_model = explore.create_model = create_model
+    build.create_any = create_any
+    explore.create_model = lambda name: create_any(name)
 
     def build_optimizer(model, cfg):
         if "muon" in variant:
