@@ -146,6 +146,15 @@ register_size(
     "convolution and max-pooling (32, 64 channels)",
 )
 register_size(
+    "quick_w2d24",
+    "quick_w",
+    patch=2,
+    depth=2,
+    width=24,
+    description="a frozen whitening layer on 2x2 patches, then two 3x3 convolutions per "
+    "stage, width 24",
+)
+register_size(
     "quick_wd",
     "quick_w",
     depth=2,
