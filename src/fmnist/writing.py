@@ -9,7 +9,8 @@ import os
 import signal
 import stat
 import tempfile
-from contextlib import contextmanager
+import threading
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from fmnist.errors import FmnistError
@@ -48,15 +49,29 @@ SPECIAL = [
 
 @contextmanager
 def signals_held():
-    """Ctrl-C, SIGTERM and SIGHUP wait (blocked, not lost) until the block ends: a handler
-    that raises (fmnist.cli.common.Stopped) must not land between the making of a temporary
-    file and the line that remembers its name, or in its removal."""
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Ctrl-C, SIGTERM and SIGHUP wait (kept, not lost) until the block ends: a handler that
+    raises (fmnist.cli.common.Stopped) must not land between the making of a temporary file
+    and the line that remembers its name, or in its removal.
+
+    The handlers are swapped, not the signal mask: a mask holds one thread, while the
+    kernel may hand a signal sent to the process to any other (a server's, a loader's),
+    and Python then runs the handler in this thread all the same."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs signal handlers in the main thread only: none lands here
+        return
+    arrived = []
     try:
-        yield
+        with ExitStack() as restore:  # every handler comes back even if one of them raises
+            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                handler = signal.getsignal(number)
+                if handler is None:
+                    continue  # installed outside Python: not ours to swap
+                signal.signal(number, lambda number, frame: arrived.append(number))
+                restore.callback(signal.signal, number, handler)
+            yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        if arrived:
+            signal.raise_signal(arrived[0])  # now handled as it would have been
 
 
 def atomic_write(path: Path, write, durable: bool = False) -> None:
