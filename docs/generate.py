@@ -340,6 +340,52 @@ def compare_table(machine: str, rungs: list[str], results_dir: Path) -> str:
     return page(intro + " each epoch: a measurement that selects nothing):", markdown(head, rows))
 
 
+def is_side_by_side(obj: dict) -> bool:
+    """A record of benchmarks/frontier/side_by_side.py: two commits' recipes, seed by seed."""
+    rungs = obj.get("rungs")
+    return bool(rungs) and isinstance(rungs[0], dict) and {"old", "new", "ratio"} <= set(rungs[0])
+
+
+def side_by_side_cell(side: dict, rung: str) -> str:
+    """One commit's recipe of a rung, its accuracy and its median time."""
+    accuracy = side["test_accuracy_mean"]
+    seeds = len(side["test_accuracy"])
+    holds = "holds" if side["holds"] else "**does not hold**"
+    return (
+        f"`{side['recipe']}` (`{side['model']}`, {plural(side['epochs'], 'epoch')}) at "
+        f"{side['commit'][:7]}: {accuracy:.2%}, {side['seeds_reaching_rung']}/{seeds} at {rung}, "
+        f"{holds}; {side['train_s_median']:,.1f} s"
+    )
+
+
+SIDE_BY_SIDE_HEAD = "rung | before | after | time, after ÷ before | machine | date | record"
+
+
+def side_by_side_markdown(results_dir: Path) -> str:
+    """Each side-by-side record: the two commits' recipes taking turns seed by seed in one
+    run on one machine, so their times compare where ladder records of two machines do not."""
+    blocks = []
+    for path in sorted(results_dir.glob("*.json")):
+        obj = load(path)
+        if not is_side_by_side(obj):
+            continue
+        where = provenance(path, obj, obj["machine"], "cpu")
+        rows = []
+        for r in obj["rungs"]:
+            before, after = (side_by_side_cell(r[side], r["rung"]) for side in ("old", "new"))
+            rows.append([r["rung"], before, after, f"{r['ratio']:.2f}x"] + where)
+        blocks.append(markdown(SIDE_BY_SIDE_HEAD, rows))
+    if not blocks:
+        return ""
+    intro = (
+        "## Before and after, on one machine\n\nTwo commits' recipes taking turns seed by seed"
+        " in one run (`benchmarks/frontier/side_by_side.py`), a calibration probe at its start"
+        " and end; a rung holds when its mean is at least 0.1 point above it and 4 of 5 seeds"
+        " reach it."
+    )
+    return page(intro, *blocks)
+
+
 LADDER_INTRO = (
     "Each machine's newest current record of each rung (`fmnist bench --ladder`: all 60,000"
     " training images; accuracy: mean ± sample std over seeds; time: training seconds from the"
@@ -358,7 +404,8 @@ def ladder_markdown(results_dir: Path = RESULTS) -> str:
         blocks.append(markdown(LADDER_HEAD, rows))
         compared = compare_table(machine, list(rungs), results_dir)
         blocks += [compared.rstrip()] if compared else []
-    return page(*blocks)
+    side_by_side = side_by_side_markdown(results_dir)
+    return page(*blocks, *([side_by_side.rstrip()] if side_by_side else []))
 
 
 def draw_ladder_chart(path: Path, results_dir: Path = RESULTS) -> Path:
@@ -797,6 +844,10 @@ def what_it_measures(obj: dict) -> str:
     if str(obj.get("format", "")).startswith("fmnist-card/"):
         seeds = plural(obj["protocol"]["seeds"], "seed")
         return f"model card of `{obj['model']}`, recipe `{obj['recipe']}`, {seeds}"
+    if is_side_by_side(obj):
+        commits = {r[side]["commit"][:7] for r in obj["rungs"] for side in ("old", "new")}
+        rungs = ", ".join(r["rung"] for r in obj["rungs"])
+        return f"side by side: the recipes of {' and '.join(sorted(commits))} at {rungs}"
     if "rungs" in obj:
         rungs = [
             f"{r['rung']} `{r['recipe']}` (`{r['model']}`, {plural(r['epochs'], 'epoch')}, "
@@ -940,6 +991,19 @@ def newest_gpu(ladders: dict[str, dict]) -> str | None:
     return max(newest, key=newest.get) if newest else None
 
 
+def reference_ladder(ladders: dict[str, dict]) -> dict[str, tuple[str, dict, dict]]:
+    """rung -> (file name, record, rung) on the 2-core AVX2 reference: from the reference
+    machine with the fullest ladder, unless its record measured another recipe than today's
+    and another reference machine's record measured today's."""
+    references = sorted((m for m in ladders if is_reference(m)), key=lambda m: -len(ladders[m]))
+    rungs = sorted({r for m in references for r in ladders[m]}, key=lambda r: float(r[:-1]))
+    chosen = {}
+    for rung in rungs:
+        held = [ladders[m][rung] for m in references if rung in ladders[m]]
+        chosen[rung] = next((h for h in held if same_as_today(h[2])), held[0])
+    return chosen
+
+
 HEADLINE_HEAD = " | model and recipe | test accuracy | training time | command | machine | date"
 
 
@@ -952,9 +1016,12 @@ def headline_table(results_dir: Path = RESULTS, weights_dir: Path = WEIGHTS) -> 
     rows = [tutorial, seed_row(weights_dir)]
     check_records(results_dir)  # a rung claimed twice has no one figure to show
     ladders = current_rungs(results_dir)
-    reference = next((m for m in ladders if is_reference(m)), None)
-    for machine, where in ((reference, "2-core AVX2 CPU"), (newest_gpu(ladders), "one GPU")):
-        for name, record, rung in ladders.get(machine, {}).values():
+    shown_rungs = [
+        (reference_ladder(ladders), "2-core AVX2 CPU"),
+        (ladders.get(newest_gpu(ladders), {}), "one GPU"),
+    ]
+    for held, where in shown_rungs:
+        for name, record, rung in held.values():
             cells = [f"{rung['rung']} rung, {where}", f"{recipe_cell(rung)}: `{rung['model']}`"]
             cells += [accuracy_cell(rung), time_cell(rung), f"`{ladder_command(record, rung)}`"]
             where_ = provenance(results_dir / name, record, record["machine"], record["device"])

@@ -69,9 +69,7 @@ def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
 
 def reference_rung(results_dir: Path, rung: str = "90%") -> tuple[str, dict]:
     """(file name, rung) of the current record of `rung` on the 2-core AVX2 reference."""
-    ladders = generate.current_rungs(results_dir)
-    machine = next(m for m in ladders if generate.is_reference(m))
-    name, _, entry = ladders[machine][rung]
+    name, _, entry = generate.reference_ladder(generate.current_rungs(results_dir))[rung]
     return name, entry
 
 
@@ -144,6 +142,23 @@ def test_the_tables_follow_the_records(records):
     assert "91.23%" not in generate.ladder_markdown()
     assert "91.23%" in generate.ladder_markdown(records)
     assert "91.23%" in generate.headline_table(records)
+
+
+def test_the_side_by_side_table_follows_its_record(records):
+    name = next(
+        p.name
+        for p in records.glob("*.json")
+        if generate.is_side_by_side(json.loads(p.read_text()))
+    )
+    record = json.loads((records / name).read_text())
+    record["rungs"][0]["ratio"], record["rungs"][0]["new"]["holds"] = 0.4321, False
+    (records / name).write_text(json.dumps(record))
+    head, rows = next(t for t in tables(generate.ladder_markdown(records)) if "before" in t[0])
+    row = next(r for r in rows if r[head.index("rung")] == record["rungs"][0]["rung"])
+    assert row[head.index("time, after ÷ before")] == "0.43x"
+    assert "**does not hold**" in row[head.index("after")]
+    assert record["rungs"][0]["old"]["commit"][:7] in row[head.index("before")]
+    assert row[head.index("record")] == f"`{name}`"
 
 
 def test_the_ladder_chart_is_a_png_with_something_drawn(written):
