@@ -21,7 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from fmnist.analysis import results
+from fmnist.analysis import ladder, results
 from fmnist.analysis.ladder import DEFAULT_SEEDS, RUNGS, rung_recipes
 from fmnist.errors import FmnistError
 from fmnist.files import atomic_write, read_json
@@ -281,7 +281,8 @@ def accuracy_cell(rung: dict) -> str:
     a, n = rung["test_accuracy"], rung["seeds"]
     text = f"{mean_std(a)} ({plural(n, 'seed')}, min {a['min']:.2%}; "
     text += f"{rung['reached']}/{n} at {rung['rung']})"
-    return text if rung["rung_met"] else text + ": **missed**"
+    missed = ladder.verdict(rung).strip(" ()")
+    return f"{text}: **{missed}**" if missed else text
 
 
 def time_cell(rung: dict) -> str:
@@ -389,7 +390,10 @@ def side_by_side_markdown(results_dir: Path) -> str:
 LADDER_INTRO = (
     "Each machine's newest current record of each rung (`fmnist bench --ladder`: all 60,000"
     " training images; accuracy: mean ± sample std over seeds; time: training seconds from the"
-    " first step to the final weights). Every record, current or not, is in"
+    " first step to the final weights). A rung holds when its mean is at least 0.1 point"
+    " above it and 4 of 5 seeds (every seed, where fewer ran) reach it; a row says **missed**"
+    " below it on average and **does not hold** where it is reached on average but not held."
+    " Every record, current or not, is in"
     " [all-runs.md](all-runs.md)."
 )
 

@@ -66,6 +66,7 @@ def test_the_ladder_runs_each_rung_for_its_seeds_and_reports(dataset):
     assert rung["test_accuracy"]["min"] == min(values)
     assert rung["reached"] == sum(v >= 0.90 for v in values)
     assert rung["rung_met"] == (statistics.mean(values) >= 0.90)
+    assert rung["holds"] == ladder.holds("90%", values)
     t = rung["train_s"]
     assert t["min"] <= t["median"] <= t["max"] and rung["images_per_s"] > 0
     assert rung["first_seed_s"] == t["values"][0]
@@ -282,3 +283,26 @@ def test_the_estimate_follows_the_recipes_epochs():
     rate = 6000 / one  # images/s of the probe
     assert 100 < rate < 1e6
     assert ladder.probe.recipe_images_per_s("rung90", cpu) > 0
+
+
+@pytest.mark.parametrize(
+    "values, held",
+    [
+        ([0.9406, 0.9412, 0.9401, 0.9397, 0.9414], False),  # 4 of 5 at 94% but mean 94.06%
+        ([0.9416, 0.9412, 0.9411, 0.9398, 0.9414], True),  # mean 94.10%, 4 of 5 at 94%
+        ([0.9430, 0.9430, 0.9430, 0.9395, 0.9390], False),  # mean 94.15%, 3 of 5
+        ([0.9420, 0.9420, 0.9399], False),  # of 3 seeds, every one must reach it
+        ([0.9420, 0.9420, 0.9410], True),
+        ([0.95] * 8 + [0.93] * 2, True),  # 8 of 10
+        ([0.95] * 7 + [0.939] * 3, False),  # 7 of 10, though the mean clears 94.1%
+    ],
+)
+def test_a_rung_holds_by_its_mean_and_its_seeds(values, held):
+    assert ladder.holds("94%", values) is held
+
+
+def test_records_made_before_holds_are_judged_from_their_values():
+    rung = {"rung": "94%", "rung_met": True, "test_accuracy": {"values": [0.9406] * 4 + [0.9397]}}
+    assert ladder.verdict(rung) == " (does not hold)"
+    assert ladder.verdict({**rung, "test_accuracy": {"values": [0.9415] * 4 + [0.9397]}}) == ""
+    assert ladder.verdict({**rung, "rung_met": False}) == " (missed)"

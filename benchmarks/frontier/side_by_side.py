@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from fmnist.analysis.ladder import holds
 from fmnist.analysis.probe import calibration
 from fmnist.training.rundir import environment
 
@@ -58,9 +59,7 @@ def side(runs: list[dict], rung: str) -> dict:
         "test_accuracy": accuracy,
         "test_accuracy_mean": statistics.mean(accuracy),
         "seeds_reaching_rung": reached,
-        # the rule a rung holds by: a mean 0.1 point above it and 4 seeds of 5 (3 of 3) at it
-        "holds": statistics.mean(accuracy) >= target + 0.001
-        and reached >= (len(runs) if len(runs) <= 3 else len(runs) - 1),
+        "holds": holds(f"{rung}%", accuracy),
     }
 
 
