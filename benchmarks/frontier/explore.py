@@ -351,26 +351,32 @@ def main(out, names, device="cpu", train_limit=0):
             settings = {**settings, "seed": int(seed)}
         if train_limit:
             settings = {**settings, "train_limit": train_limit}
-        cfg = make_config(recipe, **settings, device=device, patience=0)
-        t0 = time.perf_counter()
-        out_dir = f"runs/explore/{name}-{int(t0)}-{os.getpid()}"
-        res = train(cfg, out=out_dir, dataset=ds, log=lambda *a: None)
-        m = res.metrics
-        row = {
-            "name": name,
-            "settings": {"recipe": recipe, **settings},
-            "mflop": round(flops(create_model(cfg.model)) / 1e6, 2),
-            "val_accuracy": m["val_accuracy"],
-            "val_accuracy_tta": m.get("val_accuracy_tta"),
-            "train_s": m["train_s"],
-            "fit_s": round(sum(r["epoch_s"] for r in res.history), 2),
-            "images_per_s": res.history[-1]["images_per_s"],
-            "precision": json.loads((res.run_dir / "config.json").read_text())["used"]["precision"],
-            "device": device,
-            "gpu": env["cuda"],
-            **machine(env),
-        }
-        append_record(out, row)
+        run_one(out, name, recipe, settings, ds, env, device)
+
+
+def run_one(out, name, recipe, settings, ds, env, device="cpu") -> dict:
+    """Train one candidate on the validation split and append its row to `out`."""
+    cfg = make_config(recipe, **settings, device=device, patience=0)
+    t0 = time.perf_counter()
+    out_dir = f"runs/explore/{name}-{int(t0)}-{os.getpid()}"
+    res = train(cfg, out=out_dir, dataset=ds, log=lambda *a: None)
+    m = res.metrics
+    row = {
+        "name": name,
+        "settings": {"recipe": recipe, **settings},
+        "mflop": round(flops(create_model(cfg.model, **cfg.model_args)) / 1e6, 2),
+        "val_accuracy": m["val_accuracy"],
+        "val_accuracy_tta": m.get("val_accuracy_tta"),
+        "train_s": m["train_s"],
+        "fit_s": round(sum(r["epoch_s"] for r in res.history), 2),
+        "images_per_s": res.history[-1]["images_per_s"],
+        "precision": json.loads((res.run_dir / "config.json").read_text())["used"]["precision"],
+        "device": device,
+        "gpu": env["cuda"],
+        **machine(env),
+    }
+    append_record(out, row)
+    return row
 
 
 def machine(env: dict) -> dict:
