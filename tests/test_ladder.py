@@ -303,6 +303,6 @@ def test_a_rung_holds_by_its_mean_and_its_seeds(values, held):
 
 def test_records_made_before_holds_are_judged_from_their_values():
     rung = {"rung": "94%", "rung_met": True, "test_accuracy": {"values": [0.9406] * 4 + [0.9397]}}
-    assert ladder.verdict(rung) == " (does not hold)"
+    assert ladder.verdict(rung) == "does not hold"
     assert ladder.verdict({**rung, "test_accuracy": {"values": [0.9415] * 4 + [0.9397]}}) == ""
-    assert ladder.verdict({**rung, "rung_met": False}) == " (missed)"
+    assert ladder.verdict({**rung, "rung_met": False}) == "missed"

@@ -301,12 +301,11 @@ CANDIDATES["qwd2_lr20_e5"] = ("tuned", dict(_FLIP, model="qwd2", epochs=5, lr=2e
 CANDIDATES["qwd2_lr16_wd50_nbd_e5"] = (
     "tuned", dict(_FLIP, model="qwd2", epochs=5, lr=1.6e-2, weight_decay=0.5, bias_decay=False)
 )  # fmt: skip
-# 93% in half rung93's time: 2x2 patches at width 32 or 40, label smoothing 0.2, lr 1.2e-2
+# 93% in half rung93's time: 2x2 patches at width 32, lr 1.2e-2 or label smoothing 0.2
 CANDIDATES["qwd2_lr12_e5"] = ("tuned", dict(_FLIP, model="qwd2", epochs=5, lr=1.2e-2))
 CANDIDATES["qwd2_lr16_ls20_e5"] = (
     "tuned", dict(_FLIP, model="qwd2", epochs=5, lr=1.6e-2, label_smoothing=0.2)
 )  # fmt: skip
-CANDIDATES["qw40d2p2_lr16_e4"] = ("tuned", dict(_FLIP, model="qw40d2p2", epochs=4, lr=1.6e-2))
 # rung94's settings (weight decay 0.5 on the weights only) on the cheaper whitening of 2x2
 # patches, widths 32 and 48: about a quarter and a half of quick_wd64's MFLOP
 for model, epochs in (("qwd2", (12, 16)), ("qw2w48d2", (10, 12))):

@@ -123,13 +123,13 @@ def run_rung(
 
 
 def verdict(rung: dict) -> str:
-    """What a table adds to a rung: "(missed)" below it on average, "(does not hold)" above
-    it but short of holds(), nothing where it holds. Records made before `holds` are judged
-    from their values."""
+    """What a table says of a rung: "missed" below it on average, "does not hold" above it
+    but short of holds(), "" where it holds. Records made before `holds` are judged from
+    their values."""
     if not rung["rung_met"]:
-        return " (missed)"
+        return "missed"
     held = rung.get("holds", holds(rung["rung"], rung["test_accuracy"]["values"]))
-    return "" if held else " (does not hold)"
+    return "" if held else "does not hold"
 
 
 def summary(rung: str, seeds: list[int], values, times, rates) -> dict:
@@ -320,7 +320,7 @@ def format_table(record: dict) -> str:
     for r in record["rungs"]:
         a, t = r["test_accuracy"], r["train_s"]
         cells = [
-            r["rung"] + verdict(r),
+            r["rung"] + (f" ({verdict(r)})" if verdict(r) else ""),
             f"`{r['recipe']}` ({r['epochs']} epochs, {r['precision']}"
             + (", flip TTA" if r["tta"] else "")
             + ")",
