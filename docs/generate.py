@@ -26,6 +26,7 @@ from fmnist.analysis.ladder import DEFAULT_SEEDS, RUNGS, rung_recipes
 from fmnist.errors import FmnistError
 from fmnist.files import atomic_write, read_json
 from fmnist.training.config import SETTING_FLAGS, TrainConfig, load_recipe, make_config
+from fmnist.training.hard import epochs_phrase
 from fmnist.training.recipes import PURPOSES, RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,7 +270,8 @@ def ladder_command(record: dict, rung: dict) -> str:
 
 
 def recipe_cell(rung: dict) -> str:
-    bits = [plural(rung["epochs"], "epoch"), rung["precision"]] + ["flip TTA"] * rung["tta"]
+    epochs = epochs_phrase(rung["epochs"], rung.get("recipe_settings", {}))
+    bits = [epochs, rung["precision"]] + ["flip TTA"] * rung["tta"]
     text = f"`{rung['recipe']}` ({', '.join(bits)})"
     if same_as_today(rung) is False:
         text += f"; today's `{rung['recipe']}` differs (FILE: a recipe file of the record's"
@@ -353,7 +355,8 @@ def side_by_side_cell(side: dict, rung: str) -> str:
     seeds = len(side["test_accuracy"])
     holds = "holds" if side["holds"] else "**does not hold**"
     return (
-        f"`{side['recipe']}` (`{side['model']}`, {plural(side['epochs'], 'epoch')}) at "
+        f"`{side['recipe']}` (`{side['model']}`, "
+        f"{epochs_phrase(side['epochs'], side.get('recipe_settings', {}))}) at "
         f"{side['commit'][:7]}: {accuracy:.2%}, {side['seeds_reaching_rung']}/{seeds} at {rung}, "
         f"{holds}; {side['train_s_median']:,.1f} s"
     )
@@ -853,7 +856,8 @@ def what_it_measures(obj: dict) -> str:
         return f"side by side: the recipes of {' and '.join(sorted(commits))} at {rungs}"
     if "rungs" in obj:
         rungs = [
-            f"{r['rung']} `{r['recipe']}` (`{r['model']}`, {plural(r['epochs'], 'epoch')}, "
+            f"{r['rung']} `{r['recipe']}` (`{r['model']}`, "
+            f"{epochs_phrase(r['epochs'], r.get('recipe_settings', {}))}, "
             f"{r['precision']}, {plural(r['seeds'], 'seed')})"
             for r in obj["rungs"]
         ]
@@ -863,7 +867,7 @@ def what_it_measures(obj: dict) -> str:
         cfg = obj["config"]
         runs = plural(obj["n"], "seed") if "n" in obj else f"seed {cfg.get('seed', '?')}"
         data = ", all 60,000" if cfg.get("all_data") else ""
-        what = f"`{cfg.get('recipe')}` (`{cfg.get('model')}`, {plural(cfg['epochs'], 'epoch')}"
+        what = f"`{cfg.get('recipe')}` (`{cfg.get('model')}`, {epochs_phrase(cfg['epochs'], cfg)}"
         return f"{what}{data}), {runs}"
     if "results" in obj:
         return "classic classifiers: " + ", ".join(b["name"] for b in obj["results"])
@@ -1038,7 +1042,8 @@ def recipes_markdown() -> str:
     rows = []
     for name, settings in RECIPES.items():
         recipe = {**defaults, **settings}
-        rows.append([f"`{name}`", f"`{recipe['model']}`", recipe["epochs"], PURPOSES[name]])
+        epochs = epochs_phrase(recipe["epochs"], recipe)
+        rows.append([f"`{name}`", f"`{recipe['model']}`", epochs, PURPOSES[name]])
     return page("# Recipes", markdown("recipe | model | epochs | purpose", rows))
 
 

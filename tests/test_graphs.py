@@ -16,7 +16,7 @@ from fmnist.training.optim import build_optimizer, build_scheduler
 def _run(cfg, model, images, labels, graphed: bool, epochs: int = 2):
     optimizer = build_optimizer(model, cfg)
     steps = (len(images) + cfg.batch_size - 1) // cfg.batch_size
-    scheduler = build_scheduler(optimizer, cfg, steps)
+    scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps)
     stepper = GraphedStep(model, optimizer, cfg, warmup=2, capture=False) if graphed else None
     order, aug = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     losses = []

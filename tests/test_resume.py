@@ -92,16 +92,19 @@ def test_sigkill_then_resume_ends_like_the_uninterrupted_run(dataset, tmp_path, 
     assert cli.main(["train", "--resume", str(run)]) == 2  # finished: nothing to resume
 
 
-@pytest.mark.parametrize("layout", ["fp32", "bf16 channels-last"])
+@pytest.mark.parametrize("layout", ["fp32", "bf16 channels-last", "fp32 hard examples"])
 def test_resume_restores_every_piece_of_state(few_test_images, tmp_path, one_thread, layout):
     """EMA, augmentation, dropout and a cosine schedule with warm-up, stopped after epoch 1;
-    also in bfloat16 on NHWC activations, whose optimizer moments must get their layout back."""
+    also in bfloat16 on NHWC activations, whose optimizer moments must get their layout back,
+    and with hard-example epochs, whose choice needs each image's last loss back."""
+    hard = dict(hard_share=0.5, full_epochs=1) if "hard" in layout else {}
     cfg = make_config(
         "seed", epochs=3, train_limit=400, batch_size=32, ema=0.9, augment="crop_flip_erase",
         val_fraction=0.01,  # 600 validation images: quick in bfloat16 where it is emulated
         schedule="cosine", warmup=0.2, weight_decay=0.01, select="val_acc", device="cpu",
         precision="bf16" if "bf16" in layout else "fp32", channels_last="last" in layout,
         bias_decay="bf16" in layout,  # fp32: two parameter groups, the biases undecayed
+        **hard,
     )  # fmt: skip
     whole = train(cfg, out=tmp_path / "whole", dataset=few_test_images, log=quiet)
 

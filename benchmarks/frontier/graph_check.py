@@ -49,7 +49,7 @@ def same_weights(recipe: str, ds, steps: int = 12, device="cuda", capture=True) 
     for name, net in (("ordinary", model), ("graphed", twin)):
         net.train()
         opt = build_optimizer(net, cfg)
-        sched = build_scheduler(opt, cfg, len(batches))
+        sched = build_scheduler(opt, cfg, cfg.epochs * len(batches))
         stepper = None
         if name == "graphed":
             stepper = GraphedStep(net, opt, cfg, capture=capture, log=print)

@@ -54,6 +54,7 @@ def side(runs: list[dict], rung: str) -> dict:
         "recipe": runs[0]["recipe"],
         "model": runs[0]["model"],
         "epochs": runs[0]["epochs"],
+        "recipe_settings": runs[0].get("recipe_settings", {}),
         "train_s": times,
         "train_s_median": round(statistics.median(times), 2),
         "test_accuracy": accuracy,

@@ -40,6 +40,7 @@ from fmnist.files import json_text, output_dir, write_files
 from fmnist.models import count_parameters, flops
 from fmnist.models.user import create_any, is_user_spec, parse_spec
 from fmnist.training.config import TrainConfig, load_recipe, make_config, resolve_device
+from fmnist.training.hard import epoch_images
 from fmnist.training.rundir import environment
 from fmnist.training.train import train
 
@@ -250,8 +251,9 @@ def seeds_summary(runs: list[SeedRun]) -> dict:
 def training_rate(run: SeedRun) -> float:
     """Training images/s of the training passes alone (validation passes left out): all
     the images the run trained on over the seconds its passes took."""
-    seconds = sum(run.n_train / row["images_per_s"] for row in run.history)
-    return run.n_train * len(run.history) / seconds
+    images = [epoch_images(run.cfg, run.n_train, row["epoch"]) for row in run.history]
+    seconds = sum(k / row["images_per_s"] for k, row in zip(images, run.history, strict=True))
+    return sum(images) / seconds
 
 
 def ece(run: SeedRun) -> float:

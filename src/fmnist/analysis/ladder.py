@@ -24,6 +24,7 @@ from fmnist.errors import FmnistError
 from fmnist.evaluate import infer
 from fmnist.models import flops
 from fmnist.training.config import load_recipe, make_config, resolve_device
+from fmnist.training.hard import epochs_phrase, images_through
 from fmnist.training.rundir import environment
 from fmnist.training.train import train
 
@@ -101,7 +102,7 @@ def run_rung(
         values.append(acc)
         times.append(m["train_s"])
         record = json.loads((result.run_dir / "config.json").read_text())
-        rates.append(record["data"]["n_train"] * m["epochs"] / m["train_s"])
+        rates.append(images_through(cfg, record["data"]["n_train"], m["epochs"]) / m["train_s"])
         left = (seeds - i - 1) * statistics.median(times)
         log(
             f"  {rung} {name} seed {seed} ({i + 1} of {seeds}): {acc:.2%} in "
@@ -321,9 +322,8 @@ def format_table(record: dict) -> str:
         a, t = r["test_accuracy"], r["train_s"]
         cells = [
             r["rung"] + (f" ({verdict(r)})" if verdict(r) else ""),
-            f"`{r['recipe']}` ({r['epochs']} epochs, {r['precision']}"
-            + (", flip TTA" if r["tta"] else "")
-            + ")",
+            f"`{r['recipe']}` ({epochs_phrase(r['epochs'], r.get('recipe_settings', {}))}, "
+            f"{r['precision']}" + (", flip TTA" if r["tta"] else "") + ")",
             f"{r['model']} ({r['parameters']:,} params, {r['mflop_per_image']} MFLOP)",
             f"{a['mean']:.2%} ± {a['std']:.2%} (min {a['min']:.2%})",
             f"{r['reached']}/{r['seeds']}",

@@ -20,6 +20,7 @@ from fmnist.evaluate import resolve_precision
 from fmnist.models import create_model, flops
 from fmnist.training.config import make_config
 from fmnist.training.epoch import train_step
+from fmnist.training.hard import images_through
 from fmnist.training.optim import build_optimizer
 
 TRAIN_IMAGES = 60_000  # the ladder trains on every training image
@@ -81,7 +82,7 @@ def estimate_seconds(recipe: str, seeds: int, device: torch.device, **settings) 
     cfg = make_config(recipe, device=device.type, **settings)
     images = min(cfg.train_limit or TRAIN_IMAGES, TRAIN_IMAGES)
     rate = recipe_images_per_s(recipe, device, **settings)
-    return seeds * cfg.epochs * images / rate
+    return seeds * images_through(cfg, images, cfg.epochs) / rate
 
 
 def announce(plan, chosen, compare, compare_budget_s, device, log, settings) -> float:

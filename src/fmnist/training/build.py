@@ -7,7 +7,6 @@ import contextlib
 import copy
 import dataclasses
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from fmnist.models.user import build_user_model, create_any, is_user_spec
 from fmnist.training import distributed
 from fmnist.training.config import ConfigError, TrainConfig
 from fmnist.training.graphs import GraphedStep
+from fmnist.training.hard import HardExamples, steps_through
 from fmnist.training.optim import EMA, build_optimizer, build_scheduler
 
 # ----------------------------------------------------------------------------
@@ -127,6 +127,7 @@ class Run:
     scheduler: object | None
     ema: EMA | None
     stepper: GraphedStep | None  # the step replayed as a CUDA graph, on one GPU
+    hard: HardExamples | None  # each image's last loss, where later epochs take the hardest
     order_generator: torch.Generator  # batch order: the same in every process
     rank_generators: dict[str, torch.Generator]  # this process's: global, augment (, cuda)
     log: Callable
@@ -148,6 +149,11 @@ def build_run(cfg: TrainConfig, split: RunData, *, ctx, device, run_dir, log, fr
     a new run (a resumed one takes its weights from the checkpoint)."""
     if cfg.sync_bn and ctx.active and device.type != "cuda":
         raise ConfigError("sync_bn needs CUDA (PyTorch's SyncBatchNorm); leave it off on CPUs")
+    if cfg.hard_share < 1 and ctx.active:
+        raise ConfigError(
+            "hard_share below 1 runs in one process: each process would keep the losses of "
+            "its own images only; leave it at 1 under torchrun"
+        )
     torch.manual_seed(cfg.seed)
     order_generator = torch.Generator().manual_seed(cfg.seed)
     # a model of the user's own code is costed on the meta device and answers one batch
@@ -166,7 +172,7 @@ def build_run(cfg: TrainConfig, split: RunData, *, ctx, device, run_dir, log, fr
         # DistributedDataParallel copied rank 0's)
         torch.manual_seed(cfg.seed + 1000 * ctx.rank)
     optimizer = build_optimizer(model, run_cfg)
-    steps_per_epoch = math.ceil(len(split.x_train) / cfg.batch_size)
+    n = len(split.x_train)
     graphed = cfg.cuda_graph and device.type == "cuda" and not ctx.active
     aug_generator = torch.Generator(device).manual_seed(cfg.seed + 1 + 1000 * ctx.rank)
     rank_generators = {"global": torch.default_generator, "augment": aug_generator}
@@ -184,7 +190,8 @@ def build_run(cfg: TrainConfig, split: RunData, *, ctx, device, run_dir, log, fr
         model=model,
         net=net,
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, run_cfg, steps_per_epoch),
+        scheduler=build_scheduler(optimizer, run_cfg, steps_through(cfg, n, cfg.epochs)),
+        hard=HardExamples(cfg, n, device) if cfg.hard_share < 1 else None,
         ema=EMA(model, cfg.ema) if cfg.ema else None,
         stepper=GraphedStep(model, optimizer, run_cfg, log=log) if graphed else None,
         order_generator=order_generator,

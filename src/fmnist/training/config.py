@@ -40,6 +40,9 @@ class TrainConfig:
     schedule: str = "constant"  # learning rate per step: constant | onecycle | cosine
     warmup: float = 0.0  # share of all steps spent warming up (onecycle, cosine)
     augment: str = "none"  # none | flip | [crop_]flip_erase | crop_flip | [crop_]flip_corrupt
+    full_epochs: int = 1  # epochs over every training image before hard_share applies
+    hard_share: float = 1.0  # share of the training images each later epoch trains on: the
+    # hardest when last seen (fmnist.training.hard); 1 = every image every epoch
     ema: float = 0.0  # decay per step of a moving average of the weights; 0 = off
     bn_momentum: float = 0.0  # BatchNorm running-average update (PyTorch terms); 0 = the model's
     select: str = "val_loss"  # which epoch's weights to keep: val_loss | val_acc | last
@@ -175,12 +178,18 @@ def check_types(cfg: TrainConfig) -> None:
 MAX_SEED = 2**32 - 1
 # The most a count may be: past it a run would not end (10,000 epochs of the widest model on
 # a GPU: weeks), or one batch would not fit any memory
-COUNTS = {"epochs": 10_000, "batch_size": 2**20, "eval_batch_size": 2**20}
+COUNTS = {
+    "epochs": 10_000,
+    "full_epochs": 10_000,
+    "batch_size": 2**20,
+    "eval_batch_size": 2**20,
+}
 RANGES = {
     "lr": (0.0, 10.0, False, True),
     "adam_eps": (0.0, 1.0, False, True),
     "weight_decay": (0.0, 1.0, True, True),
     "label_smoothing": (0.0, 1.0, True, False),
+    "hard_share": (0.0, 1.0, False, True),
     "bn_momentum": (0.0, 1.0, True, True),
     "patience": (0, 10**6, True, True),
     "train_limit": (0, 10**9, True, True),

@@ -34,15 +34,21 @@ def train_epoch(
     progress=None,
     ctx=distributed.SINGLE,
     stepper=None,
+    hard=None,
+    epoch=1,
 ):
     """One pass in a seeded random order; returns mean loss and accuracy over the pass.
 
     Under torchrun each step's global batch is shared out (`distributed.shard`); a last
     batch too small to give every process an image is left out. `stepper(images, labels)`,
-    if given, takes the place of `train_step` (a `GraphedStep` on a GPU)."""
+    if given, takes the place of `train_step` (a `GraphedStep` on a GPU). `hard`, a
+    HardExamples: the 1-based `epoch` takes its images, and each step's losses are kept."""
     net.train()
-    n = len(images)
-    order = torch.randperm(n, generator=generator).to(images.device)
+    if hard is None:
+        order = torch.randperm(len(images), generator=generator).to(images.device)
+    else:
+        order = hard.order(epoch, generator)
+    n = len(order)
     total_loss = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     seen = 0
@@ -61,6 +67,8 @@ def train_epoch(
             scheduler.step()
         if ema is not None:
             ema.update(getattr(net, "module", net))
+        if hard is not None:
+            hard.note(idx, logits, y)
         total_loss += loss * len(idx)
         correct += (logits.argmax(1) == y).sum()
         seen += len(idx)

@@ -36,9 +36,8 @@ def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """A per-step learning-rate schedule, or None for a constant rate."""
-    total = cfg.epochs * steps_per_epoch
+def build_scheduler(optimizer, cfg: TrainConfig, total: int):
+    """A per-step learning-rate schedule over `total` steps, or None for a constant rate."""
     if cfg.schedule == "onecycle":
         # PyTorch's one-cycle divides by zero when the warm-up is one step or less
         if total < 3:

@@ -18,6 +18,7 @@ import torch
 from fmnist.checkpoint import CheckpointError
 from fmnist.models.user import is_user_spec
 from fmnist.training.config import COUNTS
+from fmnist.training.hard import steps_through
 from fmnist.training.rundir import HISTORY_FIELDS
 
 NUMBER = "a finite number"  # an int or a finite float, never a bool
@@ -172,7 +173,7 @@ def check_fit(tensors: dict, record: dict, where: str, *, run, asked) -> None:
             f"{where}: key 'epoch' is {record['epoch']}, past the run's {cfg.epochs} epochs"
         )
     # the steps so far: the schedule and the weight average move once per step
-    steps = record["epoch"] * math.ceil(len(run.data.x_train) / cfg.batch_size)
+    steps = steps_through(cfg, len(run.data.x_train), record["epoch"])
     if record["ema_steps"] != (None if run.ema is None else steps):
         raise CheckpointError(
             f"{where}: key 'ema_steps' must be {'null' if run.ema is None else steps} for this "

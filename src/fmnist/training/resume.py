@@ -72,11 +72,13 @@ def save(
     world,
     order_generator,
     rank_states,
+    hard=None,
     config=None,
 ):
     """Write the end-of-epoch state. `rank_states[r]` holds process r's generator states;
-    `config`, the settings the loop ran (TrainConfig's fields), so that a setting edited in
-    config.json since is refused on resume rather than breaking the schedule part-way."""
+    `hard`, the images' last losses where later epochs take the hardest; `config`, the
+    settings the loop ran (TrainConfig's fields), so that a setting edited in config.json
+    since is refused on resume rather than breaking the schedule part-way."""
     tensors = _prefixed("model", model.state_dict())
     opt_tensors, opt_record = _optimizer_parts(optimizer.state_dict())
     tensors.update(opt_tensors)
@@ -85,6 +87,8 @@ def save(
     if best["state"] is not None:
         tensors.update(_prefixed("best", best["state"]))
     tensors["rng.order"] = order_generator.get_state()
+    if hard is not None:
+        tensors["hard.losses"] = hard.losses
     for r, states in enumerate(rank_states):
         tensors.update(_prefixed(f"rng.{r}", states))
     record = {
@@ -146,6 +150,7 @@ def restore(
     rank,
     order_generator,
     rank_generators,
+    hard=None,
 ):
     """Put a checkpoint's state back; returns (epoch, history, best, train_s, stop)."""
     if record["world_size"] != world:
@@ -166,6 +171,8 @@ def restore(
         mine = _unprefixed(f"rng.{rank}", tensors)
         for name, generator in rank_generators.items():
             generator.set_state(mine[name])
+        if hard is not None:
+            hard.losses.copy_(tensors["hard.losses"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"checkpoint does not fit this run ({first})") from None

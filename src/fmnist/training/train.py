@@ -38,6 +38,7 @@ from fmnist.training.build import (
 )
 from fmnist.training.config import TrainConfig
 from fmnist.training.epoch import Validation, train_epoch, validate
+from fmnist.training.hard import epoch_images
 from fmnist.training.rundir import (
     CHECKPOINT,
     Progress,
@@ -146,6 +147,7 @@ def start_or_resume(run: Run, asked: TrainConfig, dataset, *, resume_run: bool) 
         rank=run.ctx.rank,
         order_generator=run.order_generator,
         rank_generators=run.rank_generators,
+        hard=run.hard,
     )
     resume.check_same_data(run.run_dir, dataset)
     run.log(f"resumed {run.run_dir} after epoch {epoch}")
@@ -165,6 +167,7 @@ class EpochFigures:
     train_acc: float
     started: float  # perf_counter() at its start (earlier by any data init it includes)
     fit_s: float  # seconds of the training pass
+    images: int  # training images the pass took (fewer in hard-example epochs)
 
 
 def train_pass(run: Run, epoch: int) -> EpochFigures:
@@ -173,9 +176,8 @@ def train_pass(run: Run, epoch: int) -> EpochFigures:
     started = time.perf_counter() - run.init_s  # the first epoch's time includes the data init
     run.init_s = 0.0
     lr = run.optimizer.param_groups[0]["lr"]
-    progress = (
-        Progress(len(run.data.x_train), f"epoch {epoch:>2}/{cfg.epochs}") if run.lead else None
-    )
+    images = epoch_images(cfg, len(run.data.x_train), epoch)
+    progress = Progress(images, f"epoch {epoch:>2}/{cfg.epochs}") if run.lead else None
     loss, accuracy = train_epoch(
         run.net,
         run.optimizer,
@@ -189,6 +191,8 @@ def train_pass(run: Run, epoch: int) -> EpochFigures:
         progress=progress,
         ctx=run.ctx,
         stepper=run.stepper,
+        hard=run.hard,
+        epoch=epoch,
     )
     if progress is not None:
         progress.close()
@@ -197,7 +201,7 @@ def train_pass(run: Run, epoch: int) -> EpochFigures:
     if run.device.type == "cuda":
         torch.cuda.synchronize()
     fit_s = time.perf_counter() - started
-    return EpochFigures(epoch, lr, loss, accuracy, started, fit_s)
+    return EpochFigures(epoch, lr, loss, accuracy, started, fit_s, images)
 
 
 def validate_pass(run: Run, figures: EpochFigures) -> Validation | None:
@@ -224,7 +228,7 @@ def choose(run: Run, state: RunState, figures: EpochFigures, val: Validation | N
     if run.lead:
         epoch_s = time.perf_counter() - figures.started
         state.train_s += epoch_s
-        row = history_row(figures, val, epoch_s, len(run.data.x_train))
+        row = history_row(figures, val, epoch_s, figures.images)
         state.history.append(row)
         if cfg.select == "val_loss":
             score = -val.loss
@@ -293,6 +297,7 @@ def save_checkpoint(run: Run, state: RunState, on_epoch=None) -> None:
                 world=run.ctx.world,
                 order_generator=run.order_generator,
                 rank_states=rank_states,
+                hard=run.hard,
                 config=dataclasses.asdict(run.cfg),
             )
         except CheckpointError as e:
