@@ -366,12 +366,13 @@ SIDE_BY_SIDE_HEAD = "rung | before | after | time, after ÷ before | machine | d
 
 
 def side_by_side_markdown(results_dir: Path) -> str:
-    """Each side-by-side record: the two commits' recipes taking turns seed by seed in one
-    run on one machine, so their times compare where ladder records of two machines do not."""
+    """Each side-by-side record not superseded: the two commits' recipes taking turns seed by
+    seed in one run on one machine, so their times compare where ladder records of two
+    machines do not."""
     blocks = []
     for path in sorted(results_dir.glob("*.json")):
         obj = load(path)
-        if not is_side_by_side(obj):
+        if not is_side_by_side(obj) or role_of(obj) == "superseded":
             continue
         where = provenance(path, obj, obj["machine"], "cpu")
         rows = []

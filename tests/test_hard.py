@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from fmnist.training import distributed
 from fmnist.training.build import build_run
 from fmnist.training.config import ConfigError, make_config
+from fmnist.training.epoch import train_epoch
 from fmnist.training.hard import (
     HardExamples,
     epoch_images,
@@ -96,3 +97,25 @@ def test_hard_examples_are_refused_under_torchrun_before_anything_is_built():
     with pytest.raises(ConfigError, match="hard_share below 1 runs in one process"):
         build_run(cfg, None, ctx=two, device=torch.device("cpu"), run_dir=None, log=quiet,
                   fresh=True)  # fmt: skip
+
+
+def test_a_hard_epoch_trains_on_the_hardest_images_only_and_keeps_their_losses():
+    cfg = make_config("fast", epochs=2, hard_share=0.25, batch_size=8)
+    images = torch.zeros((40, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(40) % 10
+    hard = HardExamples(cfg, 40, "cpu")
+    hard.losses.copy_(torch.arange(40, dtype=torch.float32))  # image i: loss i
+    taken = []
+
+    def stepper(x, y):  # in place of the training step: answers class 0 with certainty
+        taken.append(len(x))
+        return torch.tensor(1.0), F.one_hot(torch.zeros(len(y), dtype=torch.long), 10) * 50.0
+
+    train_epoch(torch.nn.Identity(), None, images, labels, cfg, generator=torch.Generator(),
+                aug_generator=torch.Generator(), hard=hard, epoch=2, stepper=stepper)  # fmt: skip
+    assert sum(taken) == 10
+    # the ten hardest were images 30 to 39; each now holds its loss from this epoch
+    fresh = hard.losses[30:]
+    assert torch.equal(hard.losses[:30], torch.arange(30, dtype=torch.float32))
+    np.testing.assert_allclose(fresh[labels[30:] == 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(fresh[labels[30:] != 0], 50.0, rtol=1e-5)

@@ -45,11 +45,13 @@ def stopped_run(dataset, out, recipe: str, epochs: int, **settings):
 
 @pytest.fixture(scope="module")
 def runs(dataset, tmp_path_factory):
-    """seed: a constant rate; fast: a one-cycle schedule and a weight average (ema)."""
+    """seed: a constant rate; fast: a one-cycle schedule and a weight average (ema); hard:
+    hard-example epochs after the first."""
     base = tmp_path_factory.mktemp("unfinished")
     return {
         "seed": stopped_run(dataset, base / "seed", "seed", 2),
         "fast": stopped_run(dataset, base / "fast", "fast", 3, ema=0.9),
+        "hard": stopped_run(dataset, base / "hard", "fast", 3, hard_share=0.5),
     }
 
 
@@ -145,6 +147,8 @@ FITS = [
     ("seed", {"tensors": _moments}, "tensor 'optimizer.0.exp_avg'"),
     ("seed", {"tensors": lambda t: t.pop("best.features.0.weight")}, "best.features.0.weight"),
     ("seed", {"tensors": lambda t: t.update({"best.extra": torch.zeros(1)})}, "best.extra"),
+    ("hard", {"tensors": lambda t: t.update({"hard.losses": torch.zeros(1)})}, "'hard.losses'"),
+    ("hard", {"tensors": lambda t: t.pop("hard.losses")}, "'hard.losses' must hold"),
 ]
 
 

@@ -94,8 +94,8 @@ def test_sigkill_then_resume_ends_like_the_uninterrupted_run(dataset, tmp_path, 
 
 @pytest.mark.parametrize("layout", ["fp32", "bf16 channels-last", "fp32 hard examples"])
 def test_resume_restores_every_piece_of_state(few_test_images, tmp_path, one_thread, layout):
-    """EMA, augmentation, dropout and a cosine schedule with warm-up, stopped after epoch 1;
-    also in bfloat16 on NHWC activations, whose optimizer moments must get their layout back,
+    """EMA, augmentation, dropout and a cosine schedule with warm-up, stopped part-way; also
+    in bfloat16 on NHWC activations, whose optimizer moments must get their layout back,
     and with hard-example epochs, whose choice needs each image's last loss back."""
     hard = dict(hard_share=0.5, full_epochs=1) if "hard" in layout else {}
     cfg = make_config(
@@ -111,8 +111,12 @@ def test_resume_restores_every_piece_of_state(few_test_images, tmp_path, one_thr
     class Stop(Exception):
         pass
 
+    # with hard examples, after the first hard epoch: its steps and each image's last loss,
+    # some fresh and some older, are what the checkpoint must give back
+    stop_after = 2 if hard else 1
+
     def stop(epoch, *_):
-        if epoch == 1:
+        if epoch == stop_after:
             raise Stop
 
     with pytest.raises(Stop):

@@ -18,6 +18,7 @@ import explore  # this folder: registers the model sizes its candidates name
 
 from fmnist.models import create_model, list_models, model_args
 from fmnist.training.config import RECIPE_FORMAT, RECIPES, make_config
+from fmnist.training.hard import images_through
 
 MARGIN = 0.003
 ALL_IMAGES = 60_000
@@ -45,7 +46,7 @@ def choose(rows: list[dict], rung: float) -> dict:
     scored = []
     for r in rows:
         rate = probes.get(key(r), r["images_per_s"])
-        est = config(r).epochs * ALL_IMAGES / rate
+        est = images_through(config(r), ALL_IMAGES, config(r).epochs) / rate
         scored.append((est, r))
     clear = [(est, r) for est, r in scored if figure(r) >= rung + MARGIN]
     if clear:

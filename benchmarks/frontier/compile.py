@@ -18,6 +18,7 @@ import torch
 from fmnist.models import create_model
 from fmnist.training.config import make_config
 from fmnist.training.epoch import train_step
+from fmnist.training.hard import images_through
 from fmnist.training.optim import build_optimizer
 from fmnist.training.rundir import environment
 
@@ -51,7 +52,8 @@ def measure(recipe: str) -> dict:
         row[f"{mode}_first_step_s"] = round(time.perf_counter() - t0, 2)
         rate = images_per_s(lambda n=net, o=optimizer: train_step(n, o, x, y, cfg), cfg.batch_size)
         row[f"{mode}_images_per_s"] = round(rate, 1)
-    epochs_s = {m: cfg.epochs * 60_000 / row[f"{m}_images_per_s"] for m in ("eager", "compiled")}
+    images = images_through(cfg, 60_000, cfg.epochs)
+    epochs_s = {m: images / row[f"{m}_images_per_s"] for m in ("eager", "compiled")}
     row["epochs"] = cfg.epochs
     row["rung_s_eager"] = round(epochs_s["eager"], 1)
     row["rung_s_compiled"] = round(epochs_s["compiled"] + row["compiled_first_step_s"], 1)

@@ -19,6 +19,7 @@ import time
 from fmnist import data
 from fmnist.models import create_model, flops, register_size
 from fmnist.training.config import make_config
+from fmnist.training.hard import images_through
 from fmnist.training.rundir import environment
 from fmnist.training.train import train
 
@@ -316,10 +317,11 @@ for model, epochs in (("qwd2", (12, 16)), ("qw2w48d2", (10, 12))):
 
 
 def cost(name: str) -> float:
-    """A rough relative cost of a candidate: epochs x (MFLOP + a fixed cost per image)."""
+    """A rough relative cost of a candidate: epochs' images x (MFLOP + a fixed cost per image)."""
     recipe, settings = CANDIDATES[name.partition("@s")[0]]
     cfg = make_config(recipe, **settings)
-    return cfg.epochs * (flops(create_model(cfg.model)) / 1e6 + 30)
+    epochs = images_through(cfg, 60_000, cfg.epochs) / 60_000
+    return epochs * (flops(create_model(cfg.model)) / 1e6 + 30)
 
 
 def expand(names: list[str], share: str | None) -> list[str]:

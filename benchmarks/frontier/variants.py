@@ -233,8 +233,8 @@ def install(variant: dict) -> None:
 
     schedule = build.build_scheduler
 
-    def build_scheduler(optimizer, cfg, steps_per_epoch):
-        scheduler = schedule(optimizer, cfg, steps_per_epoch)
+    def build_scheduler(optimizer, cfg, total_steps):
+        scheduler = schedule(optimizer, cfg, total_steps)
         for group in optimizer.param_groups:
             scale = group.get("lr_scale", 1.0)
             for key in ("lr", "initial_lr", "max_lr", "min_lr"):

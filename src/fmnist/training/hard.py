@@ -39,8 +39,8 @@ class HardExamples:
         k = epoch_images(self.cfg, n, epoch)
         if k == n:
             return torch.randperm(n, generator=generator).to(self.losses.device)
-        # the hardest k; ties (images not yet seen) go by index, then the order is shuffled
-        hardest = torch.topk(self.losses, k, sorted=False).indices
+        # the hardest k, equal losses taken by index (a stable sort), then shuffled
+        hardest = torch.sort(self.losses, descending=True, stable=True).indices[:k]
         hardest = hardest.sort().values
         shuffle = torch.randperm(k, generator=generator).to(self.losses.device)
         return hardest[shuffle]

@@ -182,6 +182,17 @@ def check_fit(tensors: dict, record: dict, where: str, *, run, asked) -> None:
     check_scheduler(record["scheduler"], run.scheduler, steps, where)
     check_optimizer(record["optimizer"], tensors, run.optimizer, where)
     check_best(tensors, run.judged, where)
+    if run.hard is not None:
+        check_losses(tensors.get("hard.losses"), len(run.hard.losses), where)
+
+
+def check_losses(saved, n: int, where: str) -> None:
+    """Each training image's last loss, where the run's later epochs take the hardest."""
+    if saved is None or saved.dtype != torch.float32 or tuple(saved.shape) != (n,):
+        raise CheckpointError(
+            f"{where}: tensor 'hard.losses' must hold the last loss of each of the run's "
+            f"{n:,} training images (float32), for its hard-example epochs"
+        )
 
 
 def check_scheduler(saved, scheduler, steps: int, where: str) -> None:
