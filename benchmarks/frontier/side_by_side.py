@@ -69,6 +69,8 @@ def merge(runs: list[dict], rung: str, folder: Path, record: dict) -> str:
     day = record["date"][:10]
     capability = record["machine"]["cpu_capability"].lower()
     out = folder / f"{day}-ladder-cpu-{capability}-rung{rung}-side-by-side.json"
+    if out.exists():  # a second measurement that day: named by its start time as well
+        out = out.with_name(out.stem + f"-{record['date'][11:16].replace(':', '')}.json")
     command = [sys.executable, "-m", "fmnist", "bench", "--merge"]
     command += [str(r["file"]) for r in runs] + ["--json", str(out)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

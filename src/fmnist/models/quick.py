@@ -155,6 +155,14 @@ register_size(
     "stage, width 24",
 )
 register_size(
+    "quick_w2d32",
+    "quick_w",
+    patch=2,
+    depth=2,
+    description="a frozen whitening layer on 2x2 patches, then two 3x3 convolutions per "
+    "stage, width 32",
+)
+register_size(
     "quick_wd",
     "quick_w",
     depth=2,
