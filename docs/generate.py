@@ -366,20 +366,23 @@ SIDE_BY_SIDE_HEAD = "rung | before | after | time, after ÷ before | machine | d
 
 
 def side_by_side_markdown(results_dir: Path) -> str:
-    """Each side-by-side record not superseded: the two commits' recipes taking turns seed by
-    seed in one run on one machine, so their times compare where ladder records of two
-    machines do not."""
+    """Each side-by-side record's rungs not superseded: the two commits' recipes taking turns
+    seed by seed in one run on one machine, so their times compare where ladder records of
+    two machines do not."""
     blocks = []
     for path in sorted(results_dir.glob("*.json")):
         obj = load(path)
-        if not is_side_by_side(obj) or role_of(obj) == "superseded":
+        if not is_side_by_side(obj):
             continue
         where = provenance(path, obj, obj["machine"], "cpu")
         rows = []
         for r in obj["rungs"]:
+            if role_of(obj, r["rung"]) == "superseded":
+                continue
             before, after = (side_by_side_cell(r[side], r["rung"]) for side in ("old", "new"))
             rows.append([r["rung"], before, after, f"{r['ratio']:.2f}x"] + where)
-        blocks.append(markdown(SIDE_BY_SIDE_HEAD, rows))
+        if rows:
+            blocks.append(markdown(SIDE_BY_SIDE_HEAD, rows))
     if not blocks:
         return ""
     intro = (

@@ -160,7 +160,12 @@ def test_the_side_by_side_table_follows_its_record(records):
     assert "**does not hold**" in row[head.index("after")]
     assert record["rungs"][0]["old"]["commit"][:7] in row[head.index("before")]
     assert row[head.index("record")] == f"`{name}`"
-    # once a newer measurement supersedes it, its table leaves the page
+    # once a newer measurement supersedes one rung, that row leaves the page; all: the table
+    first, *others = [r["rung"] for r in record["rungs"]]
+    roles = {first: "superseded", **{rung: "current" for rung in others}}
+    (records / name).write_text(json.dumps({**record, "role": roles}))
+    head, rows = next(t for t in tables(generate.ladder_markdown(records)) if "before" in t[0])
+    assert first not in [r[head.index("rung")] for r in rows if f"`{name}`" in r]
     (records / name).write_text(json.dumps({**record, "role": "superseded"}))
     assert f"`{name}`" not in generate.ladder_markdown(records)
 
