@@ -246,7 +246,7 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for rung, n in plan.items():
-            log(f"rung {rung}: {chosen[rung]}, {n} seeds ...")
+            log(f"rung {rung}: {chosen[rung]}, {n} seed{'s' * (n != 1)} ...")
             t0 = time.perf_counter()
             record["rungs"].append(
                 run_rung(
