@@ -2,8 +2,8 @@
 epoch trains only on the share `hard_share` of them that the model got most wrong when it
 last saw them. The loss of each image is the cross-entropy of the training step that last
 took it (augmented as that step saw it), kept at no extra cost; an image not yet seen counts
-as the hardest. On the ladder's quick models an epoch of the hardest 40% was worth more than a
-full epoch (benchmarks/frontier/selective.py and its records).
+as the hardest. On the ladder's quick models the hardest share beat a random share of the
+same size on validation (benchmarks/frontier/selective.py and its records).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class HardExamples:
         k = epoch_images(self.cfg, n, epoch)
         if k == n:
             return torch.randperm(n, generator=generator).to(self.losses.device)
-        # the hardest k, equal losses taken by index (a stable sort), then shuffled
+        # the hardest k (equal losses taken by index), put in index order so that the seeded
+        # shuffle alone decides the order
         hardest = torch.sort(self.losses, descending=True, stable=True).indices[:k]
         hardest = hardest.sort().values
         shuffle = torch.randperm(k, generator=generator).to(self.losses.device)
