@@ -190,7 +190,7 @@ def build_run(cfg: TrainConfig, split: RunData, *, ctx, device, run_dir, log, fr
         model=model,
         net=net,
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, run_cfg, steps_through(cfg, n, cfg.epochs)),
+        scheduler=build_scheduler(optimizer, run_cfg, steps_through(cfg, n, cfg.epochs, ctx.world)),
         hard=HardExamples(cfg, n, device) if cfg.hard_share < 1 else None,
         ema=EMA(model, cfg.ema) if cfg.ema else None,
         stepper=GraphedStep(model, optimizer, run_cfg, log=log) if graphed else None,

@@ -21,9 +21,15 @@ def epoch_images(cfg, n: int, epoch: int) -> int:
     return max(1, round(cfg.hard_share * n))
 
 
-def steps_through(cfg, n: int, epochs: int) -> int:
-    """Optimizer steps of the first `epochs` epochs (the schedule spans the run's)."""
-    return sum(math.ceil(epoch_images(cfg, n, e) / cfg.batch_size) for e in range(1, epochs + 1))
+def steps_through(cfg, n: int, epochs: int, world: int = 1) -> int:
+    """Optimizer steps of the first `epochs` epochs (the schedule spans the run's). Under
+    torchrun with `world` processes a last batch too small to give each one an image is
+    left out (fmnist.training.epoch.train_epoch), so it makes no step."""
+    steps = 0
+    for e in range(1, epochs + 1):
+        full, rest = divmod(epoch_images(cfg, n, e), cfg.batch_size)
+        steps += full + (rest >= max(1, world))
+    return steps
 
 
 class HardExamples:

@@ -173,7 +173,7 @@ def check_fit(tensors: dict, record: dict, where: str, *, run, asked) -> None:
             f"{where}: key 'epoch' is {record['epoch']}, past the run's {cfg.epochs} epochs"
         )
     # the steps so far: the schedule and the weight average move once per step
-    steps = steps_through(cfg, len(run.data.x_train), record["epoch"])
+    steps = steps_through(cfg, len(run.data.x_train), record["epoch"], run.ctx.world)
     if record["ema_steps"] != (None if run.ema is None else steps):
         raise CheckpointError(
             f"{where}: key 'ema_steps' must be {'null' if run.ema is None else steps} for this "
