@@ -179,7 +179,8 @@ for ep in (4, 5, 6):
 # whitened patches (15.37 MFLOP) and width 48 (10.91 MFLOP); width 96 toward 95%; rung94's
 # model for 12 epochs as a GPU's candidate (a step there costs little more than its launch)
 for model, epochs in (
-    ("qw64d2", (10, 12)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16)), ("qw96d2", (16, 24))
+    ("qw64d2", (10, 12, 14, 16)), ("qw64d2p2", (10, 11)), ("qw48d2", (12, 14, 16)),
+    ("qw96d2", (16, 24)),
 ):  # fmt: skip
     for ep in epochs:
         CANDIDATES[f"{model}_flip_wd50_nbd_e{ep}"] = (

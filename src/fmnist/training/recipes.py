@@ -105,7 +105,8 @@ RECIPES: dict[str, dict] = {
     "rung94": {
         **QUICK,
         "model": "quick_wd64",  # width 64
-        "epochs": 10,
+        # the shortest whose mean of 3 seeds cleared 94.3% on validation: 10 epochs did not
+        "epochs": 12,
         "weight_decay": 0.5,  # strong decay on the weights ...
         "bias_decay": False,  # ... but not on biases and BatchNorm shifts (16 epochs if so)
     },
