@@ -1,9 +1,14 @@
-"""An Optuna search for one rung's recipe on the validation split, inside a fixed budget of
-training seconds: quick_w on 2x2 whitened patches with two convolutions per stage, its width
-and the training settings chosen by TPE, its epochs as many as the budget pays for at the
-width's images/s (a short probe on this machine; narrow widths run fewer FLOP/s). Each
-trial trains seed 0 as explore.py does and appends its row; the winner still needs seeds 1
-and 2 (the rule: a mean of 3 seeds at least 0.3 point above the rung). From the
+"""An Optuna search for one rung's recipe on the validation split, inside a fixed budget.
+
+--space budget (the default): a budget of training seconds; quick_w on 2x2 whitened patches
+with two convolutions per stage, its width and the training settings chosen by TPE, its
+epochs as many as the budget pays for at the width's images/s (a short probe on this
+machine; narrow widths run fewer FLOP/s).
+--space one_epoch: rung90's cost cut to about 0.6x; one epoch of quick_w on 2x2 patches at
+width 16 (one convolution per stage), the `fast` schedule's settings chosen by TPE.
+
+Each trial trains seed 0 as explore.py does and appends its row; the winner still needs
+seeds 1 and 2 (the rule: a mean of 3 seeds at least 0.3 point above the rung). From the
 repository root:
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
         python benchmarks/frontier/search.py OUT.jsonl --seconds 30 --minutes 40
@@ -52,17 +57,38 @@ def settings_of(trial: optuna.Trial, epochs: dict) -> dict:
     )
 
 
-def main(out: str, seconds: float, minutes: float, seed: int) -> None:
+def one_epoch_settings(trial: optuna.Trial) -> dict:
+    """rung90's schedule (one epoch of `fast`) on the narrowest 2x2 model: its rate, batch,
+    smoothing, warm-up, decay and BatchNorm averaging."""
+    return dict(
+        explore._QUICK,
+        model="qw2w16",
+        epochs=1,
+        lr=trial.suggest_float("lr", 4e-3, 4e-2, log=True),
+        batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
+        label_smoothing=trial.suggest_categorical("label_smoothing", [0.0, 0.05, 0.1, 0.2]),
+        warmup=trial.suggest_categorical("warmup", [0.1, 0.25, 0.4]),
+        weight_decay=trial.suggest_float("weight_decay", 1e-3, 0.5, log=True),
+        bn_momentum=trial.suggest_categorical("bn_momentum", [0.1, 0.2, 0.4]),
+    )
+
+
+def main(out: str, space: str, seconds: float, minutes: float, seed: int) -> None:
     ds, env = data.load(download=False), environment()
-    epochs = affordable_epochs(seconds)
-    print(f"epochs in {seconds:g} s by width: {epochs}", flush=True)
+    if space == "budget":
+        epochs = affordable_epochs(seconds)
+        print(f"epochs in {seconds:g} s by width: {epochs}", flush=True)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     end = time.monotonic() + 60 * minutes
 
     def objective(trial: optuna.Trial) -> float:
-        settings = settings_of(trial, epochs)
-        name = f"search-{seconds:g}s-t{trial.number}"
-        return explore.run_one(out, name, "tuned", settings, ds, env)["val_accuracy_tta"]
+        if space == "budget":
+            settings, recipe = settings_of(trial, epochs), "tuned"
+            name = f"search-{seconds:g}s-t{trial.number}"
+        else:
+            settings, recipe, name = one_epoch_settings(trial), "fast", f"search-e1-t{trial.number}"
+        row = explore.run_one(out, name, recipe, settings, ds, env)
+        return row["val_accuracy_tta"] or row["val_accuracy"]
 
     while time.monotonic() < end:
         study.optimize(objective, n_trials=1)
@@ -73,8 +99,11 @@ def main(out: str, seconds: float, minutes: float, seed: int) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out")
-    p.add_argument("--seconds", type=float, required=True, help="training seconds per trial")
+    p.add_argument("--space", choices=["budget", "one_epoch"], default="budget")
+    p.add_argument("--seconds", type=float, help="training seconds per trial (--space budget)")
     p.add_argument("--minutes", type=float, default=40)
     p.add_argument("--sampler-seed", type=int, default=0)
     a = p.parse_args()
-    main(a.out, a.seconds, a.minutes, a.sampler_seed)
+    if a.space == "budget" and a.seconds is None:
+        p.error("--space budget needs --seconds")
+    main(a.out, a.space, a.seconds, a.minutes, a.sampler_seed)
