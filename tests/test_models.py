@@ -42,6 +42,14 @@ def test_unknown_argument_is_refused():
         create_model("seed_cnn", width=3)
 
 
+def test_quick_w_takes_relu_or_gelu_and_refuses_others():
+    relu = create_model("quick_w2r24")
+    assert any(isinstance(m, nn.ReLU) for m in relu.modules())
+    assert not any(isinstance(m, nn.GELU) for m in relu.modules())
+    with pytest.raises(ModelError, match="activation must be one of gelu, relu, got 'tanh'"):
+        create_model("quick_w", activation="tanh")
+
+
 def test_seed_cnn_parameter_count_matches_keras():
     trainable, stats = count_parameters(create_model("seed_cnn"))
     # Keras's model.summary() of the tutorial: 107,598 total, of which 44 non-trainable.
@@ -183,6 +191,20 @@ def test_whitening_bias_after_the_pooling_is_the_same_function_off_the_gradient_
         model.zero_grad()
         model(x).sum().backward()
         assert model.whiten.bias.grad.abs().sum() > 0 and model.whiten.weight.grad is None
+
+
+def test_whitening_and_its_pooling_as_one_strided_convolution_match_the_two_steps():
+    """Whitening.pooled computes max_pool2d(conv2d(x, w), 2) as one stride-2 convolution of
+    the filters shifted to the window's 4 offsets: the same outputs for every patch size."""
+    torch.manual_seed(0)
+    for patch in (2, 3, 4, 5):
+        model = create_model("quick_w", patch=patch)
+        model.init_from_data(torch.randint(0, 256, (200, 28, 28), dtype=torch.uint8))
+        x = model.pad(model.normalize(torch.rand(6, 1, 28, 28)))
+        ref = nn.functional.max_pool2d(nn.functional.conv2d(x, model.whiten.weight), 2)
+        out = model.whiten.pooled(x)
+        assert out.shape == ref.shape == (6, 2 * patch * patch, 14, 14)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_every_registered_model_fits_the_cost_bounds_with_room():

@@ -28,16 +28,19 @@ def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     )
 
 
-def conv_bn_gelu(cin: int, cout: int) -> list[nn.Module]:
+def conv_bn_act(cin: int, cout: int, act: type[nn.Module] = nn.GELU) -> list[nn.Module]:
     # BatchNorm without a learned scale: the next convolution rescales anyway (airbench)
     bn = nn.BatchNorm2d(cout, momentum=0.4)
     bn.weight.requires_grad_(False)
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), bn, nn.GELU()]
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), bn, act()]
 
 
-def conv_pool_bn_gelu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
-    # pooling before BatchNorm (no learned scale) and GELU: they run on a quarter of the pixels
+def conv_pool_bn_act(
+    cin: int, cout: int, kernel: int = 3, act: type[nn.Module] = nn.GELU
+) -> list[nn.Module]:
+    # pooling before BatchNorm (no learned scale) and the activation: they run on a quarter
+    # of the pixels
     bn = nn.BatchNorm2d(cout)
     bn.weight.requires_grad_(False)
     conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
-    return [conv, nn.MaxPool2d(2), bn, nn.GELU()]
+    return [conv, nn.MaxPool2d(2), bn, act()]

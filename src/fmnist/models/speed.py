@@ -8,7 +8,7 @@ from torch import nn
 
 from fmnist.models.blocks import (
     Normalize,
-    conv_bn_gelu,
+    conv_bn_act,
 )
 from fmnist.models.registry import ModelError, register, register_size
 
@@ -35,13 +35,13 @@ class SpeedCNN(nn.Module):
         super().__init__()
         if not 1 <= args.blocks <= 3:
             raise ModelError(f"speed_cnn blocks must be 1, 2 or 3, got {args.blocks}")
-        layers: list[nn.Module] = [Normalize(), *conv_bn_gelu(1, args.stem)]
+        layers: list[nn.Module] = [Normalize(), *conv_bn_act(1, args.stem)]
         cin = args.stem
         for i in range(args.blocks):
             cout = args.width * 2**i
             layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2)]
-            layers += conv_bn_gelu(cout, cout)[1:]  # BN and GELU after the pool
-            layers += conv_bn_gelu(cout, cout)
+            layers += conv_bn_act(cout, cout)[1:]  # BN and GELU after the pool
+            layers += conv_bn_act(cout, cout)
             cin = cout
         layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)

@@ -75,9 +75,12 @@ RECIPES: dict[str, dict] = {
     "best": BEST,
     "rung90": {
         **FAST,
-        "model": "quick_w2",  # frozen whitening of 2x2 patches: one epoch is enough
+        # frozen whitening of 2x2 patches: one epoch is enough; width 24 and ReLU cost two
+        # thirds of quick_w2's step, at a faster rate for as accurate a model on validation
+        "model": "quick_w2r24",
         "channels_last": True,
         "epochs": 1,
+        "lr": 2e-2,
     },
     "rung92": {
         **QUICK,

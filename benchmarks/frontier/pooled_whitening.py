@@ -1,0 +1,84 @@
+"""quick_w's whitening and its max-pooling as one stride-2 convolution (Whitening.pooled)
+against the two steps, in training steps of the ladder's quick_w sizes: the median of 7
+rounds of 20 steps each way, the two alternating, batch 128, channels-last as the recipes
+train. From the repository root, with nothing else running:
+    python benchmarks/frontier/pooled_whitening.py OUT.json
+"""
+
+import argparse
+import json
+import statistics
+import time
+from datetime import datetime, timezone
+
+import torch
+from torch import nn
+
+from fmnist.models import create_model, register_size
+from fmnist.training.rundir import environment
+
+register_size("qw2w16", "quick_w", patch=2, width=16)
+MODELS = ("qw2w16", "quick_w2r24", "quick_w2", "quick_w2d24", "quick_w2d32", "quick_wd64")
+
+
+def two_steps(model, x):
+    """The forward pass with the whitening's convolution, then the pooling layer."""
+    pool, *rest = model.features
+    x = pool(model.whiten(model.pad(model.normalize(x)))) + model.whiten.bias.view(1, -1, 1, 1)
+    for layer in rest:
+        x = layer(x)
+    return model.classifier(x)
+
+
+def step_ms(name: str, rounds: int = 7, steps: int = 20) -> dict:
+    torch.manual_seed(0)
+    model = create_model(name).to(memory_format=torch.channels_last)
+    model.init_from_data(torch.randint(0, 256, (500, 28, 28), dtype=torch.uint8))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
+    x = torch.rand(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (128,))
+    forwards = {"two_steps": lambda x: two_steps(model, x), "pooled": model}
+
+    def step(forward):
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(forward(x), y).backward()
+        optimizer.step()
+
+    times = {k: [] for k in forwards}
+    for forward in forwards.values():
+        for _ in range(5):
+            step(forward)
+    for _ in range(rounds):
+        for key, forward in forwards.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(forward)
+            times[key].append((time.perf_counter() - t0) / steps * 1e3)
+    medians = {k: round(statistics.median(v), 3) for k, v in times.items()}
+    ratio = round(medians["pooled"] / medians["two_steps"], 3)
+    return {"model": name, "step_ms": medians, "ratio": ratio}
+
+
+def main(out: str) -> None:
+    env = environment()
+    rows = []
+    for name in MODELS:
+        rows.append(step_ms(name))
+        print(json.dumps(rows[-1]), flush=True)
+    record = {
+        "what": "training step of quick_w sizes: whitening and pooling as one strided "
+        "convolution (pooled) against the two steps",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": env["cpu"], "cpu_capability": env["cpu_capability"],
+        "threads": env["torch_threads"], "torch": env["torch"],
+        "rows": rows,
+    }  # fmt: skip
+    with open(out, "w") as f:
+        json.dump(record, f, indent=1)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out")
+    main(p.parse_args().out)
