@@ -55,6 +55,8 @@ SIZES = {
     "qw2w48d2": ("quick_w", dict(patch=2, width=48, depth=2)),
     "qw2r": ("quick_w", dict(patch=2, activation="relu")),
     "qw2w16r": ("quick_w", dict(patch=2, width=16, activation="relu")),
+    "qw2d24r": ("quick_w", dict(patch=2, width=24, depth=2, activation="relu")),
+    "qw2d32r": ("quick_w", dict(patch=2, width=32, depth=2, activation="relu")),
 }
 for name, (base, defaults) in SIZES.items():
     register_size(name, base, **defaults)
@@ -340,6 +342,10 @@ for tag, lr in (("lr16", 1.6e-2), ("lr20", 2e-2), ("lr24", 2.4e-2)):
     _R90[f"w24_b256_{tag}-relu"] = dict(model="quick_w2r24", batch_size=256, lr=lr)
 for tag, settings in _R90.items():
     CANDIDATES[f"r90-{tag}"] = ("fast", dict(_QUICK, epochs=1, **settings))
+# the same ReLU for rung92 and rung93 as they stand, against their GELU in the same run
+for rung, relu_model in (("rung92", "qw2d24r"), ("rung93", "qw2d32r")):
+    CANDIDATES[f"{rung}-gelu"] = (rung, {})
+    CANDIDATES[f"{rung}-relu"] = (rung, dict(model=relu_model))
 
 
 def cost(name: str) -> float:
