@@ -87,8 +87,8 @@ class QuickWhitenedArgs:
     patch: int = 3  # side of the whitened patches: 2 * patch**2 frozen first filters
     width: int = 32  # channels of the second convolution; doubled at the third
     depth: int = 1  # convolutions per stage: 2 adds one after the pooling, as speed_cnn's
-    # "relu": a cheaper step than GELU's (its backward pass above all) for the same accuracy
-    # in rung90's one epoch (benchmarks/frontier/explore-2026-12-06-epyc.jsonl)
+    # "relu": a cheaper step than GELU's (its backward pass above all); as accurate on
+    # validation in rung90's one epoch (benchmarks/frontier/explore-2026-12-06-epyc.jsonl)
     activation: str = "gelu"
 
 
