@@ -321,9 +321,9 @@ for model, epochs in (("qwd2", (12, 16)), ("qw2w48d2", (10, 12))):
         )  # fmt: skip
 
 
-# rung90 in 0.6x its time: ReLU in place of GELU (whose backward pass is a tenth of the
-# narrow models' step), widths 24 and 16, batch 256 and faster rates; the one GELU row
-# each is quick_w2's own schedule and its batch 256
+# rung90 in 0.6x its time: ReLU in place of GELU (whose backward pass costs several times
+# ReLU's on these small tensors), widths 24 and 16, batch 256 and faster rates; the two
+# GELU rows are quick_w2's own schedule and its batch 256
 _R90 = {
     "w2-gelu": dict(model="quick_w2"),
     "w2_b256_lr16-gelu": dict(model="quick_w2", batch_size=256, lr=1.6e-2),
