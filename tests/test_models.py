@@ -193,6 +193,31 @@ def test_whitening_bias_after_the_pooling_is_the_same_function_off_the_gradient_
         assert model.whiten.bias.grad.abs().sum() > 0 and model.whiten.weight.grad is None
 
 
+def test_quick_w_frozen_bias_keeps_it_zero_and_stops_the_gradient_at_the_first_conv():
+    """With frozen_bias the whitening's bias stays zero through a step and nothing below the
+    first learned convolution needs a gradient (its input's gradient is what it saves);
+    everything above still learns."""
+    torch.manual_seed(0)
+    model = create_model("quick_w", patch=2, frozen_bias=True)
+    model.init_from_data(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8))
+    first_conv = next(m for m in model.features if isinstance(m, nn.Conv2d))
+    seen = []
+    first_conv.register_forward_pre_hook(lambda _m, args: seen.append(args[0].requires_grad))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(torch.rand(8, 1, 28, 28)).logsumexp(1).mean().backward()
+    opt.step()
+    assert seen == [False]
+    assert model.whiten.bias.grad is None and not model.whiten.bias.any()
+    assert first_conv.weight.grad.abs().sum() > 0 and model.classifier.weight.grad is not None
+    learned = create_model("quick_w", patch=2)
+    learned.init_from_data(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8))
+    seen.clear()
+    conv = next(m for m in learned.features if isinstance(m, nn.Conv2d))
+    conv.register_forward_pre_hook(lambda _m, args: seen.append(args[0].requires_grad))
+    learned(torch.rand(8, 1, 28, 28))
+    assert seen == [True]  # the default learns the bias, so its input carries a gradient
+
+
 def test_whitening_and_its_pooling_as_one_strided_convolution_match_the_two_steps():
     """Whitening.pooled computes max_pool2d(conv2d(x, w), 2) as one stride-2 convolution of
     the filters shifted to the window's 4 offsets: the same outputs for every patch size."""

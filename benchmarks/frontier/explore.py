@@ -57,6 +57,9 @@ SIZES = {
     "qw2w16r": ("quick_w", dict(patch=2, width=16, activation="relu")),
     "qw2d24r": ("quick_w", dict(patch=2, width=24, depth=2, activation="relu")),
     "qw2d32r": ("quick_w", dict(patch=2, width=32, depth=2, activation="relu")),
+    "qw2fb": ("quick_w", dict(patch=2, frozen_bias=True)),
+    "qw2rfb": ("quick_w", dict(patch=2, activation="relu", frozen_bias=True)),
+    "qw2w24rfb": ("quick_w", dict(patch=2, width=24, activation="relu", frozen_bias=True)),
 }
 for name, (base, defaults) in SIZES.items():
     register_size(name, base, **defaults)
@@ -342,6 +345,24 @@ for tag, lr in (("lr16", 1.6e-2), ("lr20", 2e-2), ("lr24", 2.4e-2)):
     _R90[f"w24_b256_{tag}-relu"] = dict(model="quick_w2r24", batch_size=256, lr=lr)
 for tag, settings in _R90.items():
     CANDIDATES[f"r90-{tag}"] = ("fast", dict(_QUICK, epochs=1, **settings))
+# rung90 again, chosen by a stricter rule fixed before these runs: a candidate's mean over
+# seeds 0 to 2 clears 90.3%, and then its mean over seeds 3 to 5 (runs that played no part
+# in picking it) clears 90.3% too. The levers: the whitening's bias frozen at zero (no
+# gradient below the first learned convolution) and a shorter warm-up (a tenth of the steps
+# in place of a quarter)
+_R90B = {
+    "w2-gelu": dict(model="quick_w2"),
+    "w2-gelu-wu10": dict(model="quick_w2", warmup=0.1),
+    "w2-gelu-fb": dict(model="qw2fb"),
+    "w2-gelu-fb-wu10": dict(model="qw2fb", warmup=0.1),
+    "w2_b256_lr16-gelu-fb": dict(model="qw2fb", batch_size=256, lr=1.6e-2),
+    "w2-relu-fb": dict(model="qw2rfb"),
+    "w2_b256_lr20-relu-fb": dict(model="qw2rfb", batch_size=256, lr=2e-2),
+    "w2_b256_lr20-relu-fb-wu10": dict(model="qw2rfb", batch_size=256, lr=2e-2, warmup=0.1),
+    "w24_lr20-relu-fb": dict(model="qw2w24rfb", lr=2e-2),
+}
+for tag, settings in _R90B.items():
+    CANDIDATES[f"r90b-{tag}"] = ("fast", dict(_QUICK, epochs=1, **settings))
 # the same ReLU for rung92 and rung93 as they stand, against their GELU in the same run
 for rung, relu_model in (("rung92", "qw2d24r"), ("rung93", "qw2d32r")):
     CANDIDATES[f"{rung}-gelu"] = (rung, {})
