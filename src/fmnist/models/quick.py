@@ -91,7 +91,7 @@ class QuickWhitenedArgs:
     # validation in rung90's one epoch (benchmarks/frontier/explore-2026-12-06-epyc.jsonl)
     activation: str = "gelu"
     # True: the whitening's bias stays at zero too, so no gradient is computed below the
-    # first learned convolution: a cheaper step (about 10% for quick_w2)
+    # first learned convolution: a cheaper step (benchmarks/frontier/frozen_bias.py)
     frozen_bias: bool = False
 
 
@@ -105,9 +105,9 @@ class QuickWhitened(nn.Module):
     """quick_cnn with a first convolution that is not learned: the eigenvectors of the
     training images' patch covariance, each scaled to unit variance, with its negative
     (patch whitening, as airbench does for CIFAR-10), set by `init_from_data` before the
-    first step and then frozen; its bias learns, added after the first pooling. Then two
-    stages of conv, 2x2 max-pool, BatchNorm without a learned scale and GELU (or ReLU), and
-    one linear layer."""
+    first step and then frozen; its bias learns (unless frozen_bias), added after the first
+    pooling. Then two stages of conv, 2x2 max-pool, BatchNorm without a learned scale and
+    GELU (or ReLU), and one linear layer."""
 
     def __init__(self, args: QuickWhitenedArgs):
         super().__init__()
