@@ -7,16 +7,14 @@ with nothing else running:
 """
 
 import argparse
-import json
 import statistics
 import time
-from datetime import datetime, timezone
 
 import torch
+from pooled_whitening import write_record  # this folder
 from torch import nn
 
 from fmnist.models import create_model
-from fmnist.training.rundir import environment
 
 MODELS = ("quick_w2", "quick_w2r24", "quick_w2d32", "quick_wd64")
 
@@ -60,21 +58,11 @@ def step_ms(name: str, rounds: int = 7, steps: int = 20) -> dict:
 
 
 def main(out: str) -> None:
-    env = environment()
-    rows = []
-    for name in MODELS:
-        rows.append(step_ms(name))
-        print(json.dumps(rows[-1]), flush=True)
-    record = {
-        "what": "training step of quick_w sizes: the whitening's bias frozen at zero "
-        "(frozen) against learned",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": env["cpu"], "cpu_capability": env["cpu_capability"],
-        "threads": env["torch_threads"], "torch": env["torch"],
-        "rows": rows,
-    }  # fmt: skip
-    with open(out, "w") as f:
-        json.dump(record, f, indent=1)
+    what = (
+        "training step of quick_w sizes: the whitening's bias frozen at zero (frozen) "
+        "against learned"
+    )
+    write_record(out, what, step_ms, MODELS)
 
 
 if __name__ == "__main__":

@@ -60,15 +60,15 @@ def step_ms(name: str, rounds: int = 7, steps: int = 20) -> dict:
     return {"model": name, "step_ms": medians, "ratio": ratio}
 
 
-def main(out: str) -> None:
+def write_record(out: str, what: str, step_ms, models) -> None:
+    """`step_ms(name)` for each of `models`, printed as it goes, then the record in `out`."""
     env = environment()
     rows = []
-    for name in MODELS:
+    for name in models:
         rows.append(step_ms(name))
         print(json.dumps(rows[-1]), flush=True)
     record = {
-        "what": "training step of quick_w sizes: whitening and pooling as one strided "
-        "convolution (pooled) against the two steps",
+        "what": what,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu": env["cpu"], "cpu_capability": env["cpu_capability"],
         "threads": env["torch_threads"], "torch": env["torch"],
@@ -76,6 +76,14 @@ def main(out: str) -> None:
     }  # fmt: skip
     with open(out, "w") as f:
         json.dump(record, f, indent=1)
+
+
+def main(out: str) -> None:
+    what = (
+        "training step of quick_w sizes: whitening and pooling as one strided "
+        "convolution (pooled) against the two steps"
+    )
+    write_record(out, what, step_ms, MODELS)
 
 
 if __name__ == "__main__":
