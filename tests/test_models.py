@@ -193,29 +193,32 @@ def test_whitening_bias_after_the_pooling_is_the_same_function_off_the_gradient_
         assert model.whiten.bias.grad.abs().sum() > 0 and model.whiten.weight.grad is None
 
 
+def whitened_and_watched(**args):
+    """A quick_w on 2x2 patches, whitened, and a list that gets, per forward pass, whether
+    its first learned convolution's input carries a gradient."""
+    model = create_model("quick_w", patch=2, **args)
+    model.init_from_data(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8))
+    first_conv = next(m for m in model.features if isinstance(m, nn.Conv2d))
+    needs_grad = []
+    first_conv.register_forward_pre_hook(lambda _m, a: needs_grad.append(a[0].requires_grad))
+    return model, first_conv, needs_grad
+
+
 def test_quick_w_frozen_bias_keeps_it_zero_and_stops_the_gradient_at_the_first_conv():
     """With frozen_bias the whitening's bias stays zero through a step and nothing below the
     first learned convolution needs a gradient (its input's gradient is what it saves);
     everything above still learns."""
     torch.manual_seed(0)
-    model = create_model("quick_w", patch=2, frozen_bias=True)
-    model.init_from_data(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8))
-    first_conv = next(m for m in model.features if isinstance(m, nn.Conv2d))
-    seen = []
-    first_conv.register_forward_pre_hook(lambda _m, args: seen.append(args[0].requires_grad))
+    model, first_conv, needs_grad = whitened_and_watched(frozen_bias=True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model(torch.rand(8, 1, 28, 28)).logsumexp(1).mean().backward()
     opt.step()
-    assert seen == [False]
+    assert needs_grad == [False]
     assert model.whiten.bias.grad is None and not model.whiten.bias.any()
     assert first_conv.weight.grad.abs().sum() > 0 and model.classifier.weight.grad is not None
-    learned = create_model("quick_w", patch=2)
-    learned.init_from_data(torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8))
-    seen.clear()
-    conv = next(m for m in learned.features if isinstance(m, nn.Conv2d))
-    conv.register_forward_pre_hook(lambda _m, args: seen.append(args[0].requires_grad))
+    learned, _, needs_grad = whitened_and_watched()
     learned(torch.rand(8, 1, 28, 28))
-    assert seen == [True]  # the default learns the bias, so its input carries a gradient
+    assert needs_grad == [True]  # the default learns the bias, so its input carries a gradient
 
 
 def test_whitening_and_its_pooling_as_one_strided_convolution_match_the_two_steps():

@@ -7,16 +7,15 @@ with nothing else running:
 """
 
 import argparse
-import statistics
-import time
 
 import torch
-from pooled_whitening import write_record  # this folder
+from pooled_whitening import alternating_ms, write_record  # this folder
 from torch import nn
 
 from fmnist.models import create_model
 
 MODELS = ("quick_w2", "quick_w2r24", "quick_w2d32", "quick_wd64")
+KEYS = ("learned", "frozen")  # the whitening's bias
 
 
 def make_step(name: str, frozen_bias: bool, x, y):
@@ -35,26 +34,12 @@ def make_step(name: str, frozen_bias: bool, x, y):
     return step
 
 
-def step_ms(name: str, rounds: int = 7, steps: int = 20) -> dict:
+def step_ms(name: str) -> dict:
     x = torch.rand(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (128,))
-    runs = {key: make_step(name, key == "frozen", x, y) for key in ("learned", "frozen")}
-    for step in runs.values():
-        for _ in range(5):
-            step()
-    times = {key: [] for key in runs}
-    for _ in range(rounds):
-        for key, step in runs.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step()
-            times[key].append((time.perf_counter() - t0) / steps * 1e3)
-    medians = {k: round(statistics.median(v), 3) for k, v in times.items()}
-    return {
-        "model": name,
-        "step_ms": medians,
-        "ratio": round(medians["frozen"] / medians["learned"], 3),
-    }
+    medians = alternating_ms({key: make_step(name, key == "frozen", x, y) for key in KEYS})
+    ratio = round(medians["frozen"] / medians["learned"], 3)
+    return {"model": name, "step_ms": medians, "ratio": ratio}
 
 
 def main(out: str) -> None:

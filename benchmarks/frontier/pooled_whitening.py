@@ -30,7 +30,24 @@ def two_steps(model, x):
     return model.classifier(x)
 
 
-def step_ms(name: str, rounds: int = 7, steps: int = 20) -> dict:
+def alternating_ms(runs: dict, rounds: int = 7, steps: int = 20) -> dict:
+    """key -> the median milliseconds of one call of `runs[key]` (a training step): each run
+    warmed up by 5 calls, then `rounds` rounds of `steps` calls each, the runs alternating
+    within a round, so a slower spell of the machine falls on all of them."""
+    for run in runs.values():
+        for _ in range(5):
+            run()
+    times = {key: [] for key in runs}
+    for _ in range(rounds):
+        for key, run in runs.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                run()
+            times[key].append((time.perf_counter() - t0) / steps * 1e3)
+    return {key: round(statistics.median(v), 3) for key, v in times.items()}
+
+
+def step_ms(name: str) -> dict:
     torch.manual_seed(0)
     model = create_model(name).to(memory_format=torch.channels_last)
     model.init_from_data(torch.randint(0, 256, (500, 28, 28), dtype=torch.uint8))
@@ -38,24 +55,15 @@ def step_ms(name: str, rounds: int = 7, steps: int = 20) -> dict:
     optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
     x = torch.rand(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (128,))
-    forwards = {"two_steps": lambda x: two_steps(model, x), "pooled": model}
 
     def step(forward):
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(forward(x), y).backward()
         optimizer.step()
 
-    times = {k: [] for k in forwards}
-    for forward in forwards.values():
-        for _ in range(5):
-            step(forward)
-    for _ in range(rounds):
-        for key, forward in forwards.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step(forward)
-            times[key].append((time.perf_counter() - t0) / steps * 1e3)
-    medians = {k: round(statistics.median(v), 3) for k, v in times.items()}
+    medians = alternating_ms(
+        {"two_steps": lambda: step(lambda x: two_steps(model, x)), "pooled": lambda: step(model)}
+    )
     ratio = round(medians["pooled"] / medians["two_steps"], 3)
     return {"model": name, "step_ms": medians, "ratio": ratio}
 
