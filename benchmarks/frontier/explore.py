@@ -405,6 +405,23 @@ CANDIDATES["r90c-w24-gelu"] = (
 CANDIDATES["r90c-w24-gelu-fb"] = (
     "fast", dict(_QUICK, **_R90C, model="qw2w24fb", epochs=1, lr=1.7e-2, weight_decay=0.086)
 )  # fmt: skip
+# rung90 with Muon on the convolution filters (variants.py `muon=S`): with it a step may learn
+# more, so narrower networks and larger batches may reach quick_w2's figure in one epoch.
+# The rule, fixed before these runs: seed 0 screens (with and without Muon); a candidate goes
+# to the test set only if its mean over seeds 0-2 and then over seeds 3-5 each clear 90.5%
+# on validation (the one-epoch networks lost 0.3-0.57 point to the test set), and its median
+# training seconds over those runs are at most 0.75x quick_w2's (r90b-w2-gelu) in the same
+# interleaved runs (0.6x 8679a04 is about 0.75x quick_w2 on the 2-core EPYC)
+_R90D = {
+    "w24": dict(model="qw2w24"),
+    "w16": dict(model="qw2w16"),
+    "w24-relu": dict(model="quick_w2r24"),
+    "w2-b256-lr12": dict(model="quick_w2", batch_size=256, lr=1.2e-2),
+    "w24-b256-lr12": dict(model="qw2w24", batch_size=256, lr=1.2e-2),
+    "w16-b256-lr12": dict(model="qw2w16", batch_size=256, lr=1.2e-2),
+}
+for tag, settings in _R90D.items():
+    CANDIDATES[f"r90d-{tag}"] = ("fast", dict(_QUICK, epochs=1, **settings))
 # the same ReLU for rung92 and rung93 as they stand, against their GELU in the same run
 for rung, relu_model in (("rung92", "qw2d24r"), ("rung93", "qw2d32r")):
     CANDIDATES[f"{rung}-gelu"] = (rung, {})
