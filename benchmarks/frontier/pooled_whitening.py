@@ -11,13 +11,13 @@ import statistics
 import time
 from datetime import datetime, timezone
 
+import explore  # noqa: F401  (this folder; registers its sizes, qw2w16 among them)
 import torch
 from torch import nn
 
-from fmnist.models import create_model, register_size
+from fmnist.models import create_model
 from fmnist.training.rundir import environment
 
-register_size("qw2w16", "quick_w", patch=2, width=16)
 MODELS = ("qw2w16", "quick_w2r24", "quick_w2", "quick_w2d24", "quick_w2d32", "quick_wd64")
 
 

@@ -78,15 +78,24 @@ class ConvMuon(torch.optim.Optimizer):
         rest = [p for p in trained if p.ndim != 4]
         groups = [dict(params=conv, muon=True), dict(params=rest, muon=False)]
         super().__init__(groups, dict(lr=cfg.lr, weight_decay=cfg.weight_decay))
+        # the rest as the package groups them: with bias_decay off, no decay on biases and
+        # BatchNorm shifts
+        rest_groups = [{"params": rest}]
+        if not getattr(cfg, "bias_decay", True):
+            rest_groups = [
+                {"params": [p for p in rest if p.ndim > 1]},
+                {"params": [p for p in rest if p.ndim <= 1], "weight_decay": 0.0},
+            ]
         self.adam = torch.optim.AdamW(
-            rest, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=True
+            rest_groups, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=True
         )
         self.scale, self.momentum = scale, momentum
 
     @torch.no_grad()
     def step(self, closure=None):
         filters, rest = self.param_groups
-        self.adam.param_groups[0]["lr"] = rest["lr"]
+        for group in self.adam.param_groups:
+            group["lr"] = rest["lr"]
         self.adam.step()
         lr, decay, mom = filters["lr"], filters["weight_decay"], self.momentum
         for p in filters["params"]:

@@ -79,7 +79,9 @@ RECIPES: dict[str, dict] = {
         # lr 2e-2, width 24 with ReLU (quick_w2r24) and the same with the whitening's bias
         # frozen (quick_w2r24f), cleared 90.3% on validation in about two thirds of the time
         # but did not hold on the test set (benchmarks/results: their side-by-side records,
-        # role "ablation")
+        # role "ablation"); Muon on the filters made one epoch of quick_w2 more accurate on
+        # validation but not cheaper, nor the cheaper networks accurate enough
+        # (benchmarks/frontier/README.md, rung90's fifth try)
         "model": "quick_w2",
         "channels_last": True,
         "epochs": 1,
