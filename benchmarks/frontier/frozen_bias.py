@@ -9,10 +9,13 @@ with nothing else running:
 import argparse
 
 import torch
-from pooled_whitening import alternating_ms, write_record  # this folder
-from torch import nn
-
-from fmnist.models import create_model
+from pooled_whitening import (  # this folder
+    adamw,
+    alternating_ms,
+    training_step,
+    whitened,
+    write_record,
+)
 
 MODELS = ("quick_w2", "quick_w2r24", "quick_w2d32", "quick_wd64")
 KEYS = ("learned", "frozen")  # the whitening's bias
@@ -20,18 +23,8 @@ KEYS = ("learned", "frozen")  # the whitening's bias
 
 def make_step(name: str, frozen_bias: bool, x, y):
     """One training step of `name` (AdamW, fused, as the recipes train) as a function."""
-    torch.manual_seed(0)
-    model = create_model(name, frozen_bias=frozen_bias).to(memory_format=torch.channels_last)
-    model.init_from_data(torch.randint(0, 256, (500, 28, 28), dtype=torch.uint8))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-
-    return step
+    model = whitened(name, frozen_bias=frozen_bias)
+    return training_step(model, adamw(model), x, y)
 
 
 def step_ms(name: str) -> dict:

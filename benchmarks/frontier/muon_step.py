@@ -9,11 +9,14 @@ import argparse
 from types import SimpleNamespace
 
 import torch
-from pooled_whitening import alternating_ms, write_record  # this folder
-from torch import nn
+from pooled_whitening import (  # this folder
+    adamw,
+    alternating_ms,
+    training_step,
+    whitened,
+    write_record,
+)
 from variants import ConvMuon  # this folder
-
-from fmnist.models import create_model
 
 MODELS = {"quick_w2": 128, "qw2w48d2": 256, "quick_wd64": 256}  # model -> batch (explore.py sizes)
 KEYS = ("adamw", "muon")
@@ -21,22 +24,13 @@ KEYS = ("adamw", "muon")
 
 def make_step(name: str, optimizer_name: str, x, y):
     """One training step of `name` with the named optimizer, as a function."""
-    torch.manual_seed(0)
-    model = create_model(name).to(memory_format=torch.channels_last)
-    model.init_from_data(torch.randint(0, 256, (500, 28, 28), dtype=torch.uint8))
+    model = whitened(name)
     if optimizer_name == "muon":
         cfg = SimpleNamespace(lr=1e-3, weight_decay=0.0, adam_eps=1e-7, bias_decay=True)
         optimizer = ConvMuon(model, cfg, scale=3.0, momentum=0.95)
     else:
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-
-    return step
+        optimizer = adamw(model)
+    return training_step(model, optimizer, x, y)
 
 
 def step_ms(name: str) -> dict:

@@ -47,22 +47,42 @@ def alternating_ms(runs: dict, rounds: int = 7, steps: int = 20) -> dict:
     return {key: round(statistics.median(v), 3) for key, v in times.items()}
 
 
-def step_ms(name: str) -> dict:
+def whitened(name: str, **kwargs):
+    """The quick_w size `name`, seeded, channels-last as the recipes train, its whitening set
+    from random images."""
     torch.manual_seed(0)
-    model = create_model(name).to(memory_format=torch.channels_last)
+    model = create_model(name, **kwargs).to(memory_format=torch.channels_last)
     model.init_from_data(torch.randint(0, 256, (500, 28, 28), dtype=torch.uint8))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
-    x = torch.rand(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (128,))
+    return model
 
-    def step(forward):
+
+def adamw(model):
+    """Fused AdamW over the trained parameters, as the recipes train."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=1e-3, fused=True)
+
+
+def training_step(forward, optimizer, x, y):
+    """One training step as a function: the loss of forward(x), its gradients, the update."""
+
+    def step():
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(forward(x), y).backward()
         optimizer.step()
 
+    return step
+
+
+def step_ms(name: str) -> dict:
+    model = whitened(name)
+    optimizer = adamw(model)
+    x = torch.rand(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (128,))
     medians = alternating_ms(
-        {"two_steps": lambda: step(lambda x: two_steps(model, x)), "pooled": lambda: step(model)}
+        {
+            "two_steps": training_step(lambda x: two_steps(model, x), optimizer, x, y),
+            "pooled": training_step(model, optimizer, x, y),
+        }
     )
     ratio = round(medians["pooled"] / medians["two_steps"], 3)
     return {"model": name, "step_ms": medians, "ratio": ratio}
