@@ -366,21 +366,24 @@ SIDE_BY_SIDE_HEAD = "rung | before | after | time, after ÷ before | machine | d
 
 
 def side_by_side_markdown(results_dir: Path) -> str:
-    """Each side-by-side record's rungs not superseded: the two commits' recipes taking turns
-    seed by seed in one run on one machine, so their times compare where ladder records of
-    two machines do not."""
+    """Each side-by-side record's rungs not superseded, newest record first: the two commits'
+    recipes taking turns seed by seed in one run on one machine, so their times compare where
+    ladder records of two machines do not. A rung that measured a variant, not the recipe,
+    says so beside it (its role)."""
     blocks = []
-    for path in sorted(results_dir.glob("*.json")):
+    for path in sorted(results_dir.glob("*.json"), reverse=True):  # names begin with the date
         obj = load(path)
         if not is_side_by_side(obj):
             continue
         where = provenance(path, obj, obj["machine"], "cpu")
         rows = []
         for r in obj["rungs"]:
-            if role_of(obj, r["rung"]) == "superseded":
+            role = role_of(obj, r["rung"])
+            if role == "superseded":
                 continue
+            rung = r["rung"] if role == "current" else f"{r['rung']} ({role})"
             before, after = (side_by_side_cell(r[side], r["rung"]) for side in ("old", "new"))
-            rows.append([r["rung"], before, after, f"{r['ratio']:.2f}x"] + where)
+            rows.append([rung, before, after, f"{r['ratio']:.2f}x"] + where)
         if rows:
             blocks.append(markdown(SIDE_BY_SIDE_HEAD, rows))
     if not blocks:
@@ -388,7 +391,8 @@ def side_by_side_markdown(results_dir: Path) -> str:
     intro = (
         "## Before and after, on one machine\n\nTwo commits' recipes taking turns seed by seed"
         " in one run (`benchmarks/frontier/side_by_side.py`), a calibration probe at its start"
-        " and end; whether a rung holds as above."
+        " and end; whether a rung holds as above. Newest first; a rung marked (ablation)"
+        " measured a variant beside the recipe, not the recipe."
     )
     return page(intro, *blocks)
 

@@ -144,6 +144,11 @@ def test_the_tables_follow_the_records(records):
     assert "91.23%" in generate.headline_table(records)
 
 
+def side_by_side_table(page: str, name: str):
+    """The side-by-side table of the record `name`: its header and its rows."""
+    return next(t for t in tables(page) if "before" in t[0] and any(f"`{name}`" in r for r in t[1]))
+
+
 def test_the_side_by_side_table_follows_its_record(records):
     name = next(
         p.name
@@ -154,7 +159,7 @@ def test_the_side_by_side_table_follows_its_record(records):
     record.pop("role", None)
     record["rungs"][0]["ratio"], record["rungs"][0]["new"]["holds"] = 0.4321, False
     (records / name).write_text(json.dumps(record))
-    head, rows = next(t for t in tables(generate.ladder_markdown(records)) if "before" in t[0])
+    head, rows = side_by_side_table(generate.ladder_markdown(records), name)
     row = next(r for r in rows if r[head.index("rung")] == record["rungs"][0]["rung"])
     assert row[head.index("time, after ÷ before")] == "0.43x"
     assert "**does not hold**" in row[head.index("after")]
@@ -164,8 +169,12 @@ def test_the_side_by_side_table_follows_its_record(records):
     first, *others = [r["rung"] for r in record["rungs"]]
     roles = {first: "superseded", **{rung: "current" for rung in others}}
     (records / name).write_text(json.dumps({**record, "role": roles}))
-    head, rows = next(t for t in tables(generate.ladder_markdown(records)) if "before" in t[0])
-    assert first not in [r[head.index("rung")] for r in rows if f"`{name}`" in r]
+    head, rows = side_by_side_table(generate.ladder_markdown(records), name)
+    assert first not in [r[head.index("rung")] for r in rows]
+    # an ablation stays, marked as one
+    (records / name).write_text(json.dumps({**record, "role": {**roles, first: "ablation"}}))
+    head, rows = side_by_side_table(generate.ladder_markdown(records), name)
+    assert f"{first} (ablation)" in [r[head.index("rung")] for r in rows]
     (records / name).write_text(json.dumps({**record, "role": "superseded"}))
     assert f"`{name}`" not in generate.ladder_markdown(records)
 
