@@ -6,15 +6,13 @@ with nothing else running:
     python benchmarks/frontier/frozen_bias.py OUT.json
 """
 
-import argparse
-
 import torch
 from pooled_whitening import (  # this folder
     adamw,
     alternating_ms,
+    command_line,
     training_step,
     whitened,
-    write_record,
 )
 
 MODELS = ("quick_w2", "quick_w2r24", "quick_w2d32", "quick_wd64")
@@ -35,15 +33,9 @@ def step_ms(name: str) -> dict:
     return {"model": name, "step_ms": medians, "ratio": ratio}
 
 
-def main(out: str) -> None:
-    what = (
-        "training step of quick_w sizes: the whitening's bias frozen at zero (frozen) "
-        "against learned"
-    )
-    write_record(out, what, step_ms, MODELS)
-
+WHAT = (
+    "training step of quick_w sizes: the whitening's bias frozen at zero (frozen) against learned"
+)
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out")
-    main(p.parse_args().out)
+    command_line(__doc__, WHAT, step_ms, MODELS)

@@ -5,16 +5,15 @@ channels-last as the recipes train. From the repository root, with nothing else 
     python benchmarks/frontier/muon_step.py OUT.json
 """
 
-import argparse
 from types import SimpleNamespace
 
 import torch
 from pooled_whitening import (  # this folder
     adamw,
     alternating_ms,
+    command_line,
     training_step,
     whitened,
-    write_record,
 )
 from variants import ConvMuon  # this folder
 
@@ -42,12 +41,7 @@ def step_ms(name: str) -> dict:
     return {"model": name, "batch": batch, "step_ms": medians, "ratio": ratio}
 
 
-def main(out: str) -> None:
-    what = "training step: Muon on the convolution filters (muon) against fused AdamW (adamw)"
-    write_record(out, what, step_ms, list(MODELS))
-
+WHAT = "training step: Muon on the convolution filters (muon) against fused AdamW (adamw)"
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out")
-    main(p.parse_args().out)
+    command_line(__doc__, WHAT, step_ms, list(MODELS))

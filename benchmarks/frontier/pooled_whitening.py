@@ -106,15 +106,17 @@ def write_record(out: str, what: str, step_ms, models) -> None:
         json.dump(record, f, indent=1)
 
 
-def main(out: str) -> None:
-    what = (
-        "training step of quick_w sizes: whitening and pooling as one strided "
-        "convolution (pooled) against the two steps"
-    )
-    write_record(out, what, step_ms, MODELS)
+def command_line(doc: str, what: str, step_ms, models) -> None:
+    """A step benchmark's command line: `OUT.json`, where `write_record` writes its record."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("out")
+    write_record(p.parse_args().out, what, step_ms, models)
 
+
+WHAT = (
+    "training step of quick_w sizes: whitening and pooling as one strided "
+    "convolution (pooled) against the two steps"
+)
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out")
-    main(p.parse_args().out)
+    command_line(__doc__, WHAT, step_ms, MODELS)

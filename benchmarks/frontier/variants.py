@@ -78,14 +78,12 @@ class ConvMuon(torch.optim.Optimizer):
         rest = [p for p in trained if p.ndim != 4]
         groups = [dict(params=conv, muon=True), dict(params=rest, muon=False)]
         super().__init__(groups, dict(lr=cfg.lr, weight_decay=cfg.weight_decay))
-        # the rest as the package groups them: with bias_decay off, no decay on biases and
-        # BatchNorm shifts
-        rest_groups = [{"params": rest}]
-        if not getattr(cfg, "bias_decay", True):
-            rest_groups = [
-                {"params": [p for p in rest if p.ndim > 1]},
-                {"params": [p for p in rest if p.ndim <= 1], "weight_decay": 0.0},
-            ]
+        # the rest in the package's groups (with bias_decay off, biases and BatchNorm shifts
+        # undecayed), less the filters
+        rest_groups = [
+            {**group, "params": [p for p in group["params"] if p.ndim != 4 and p.requires_grad]}
+            for group in optim.parameter_groups(model, cfg)
+        ]
         self.adam = torch.optim.AdamW(
             rest_groups, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=True
         )
